@@ -2,7 +2,7 @@
 
 Run from the repo root::
 
-    python bench/bench_book.py                # full run (about a minute on 2 shared cores)
+    python bench/bench_book.py                # full run (~20 s on 2 shared cores)
     python bench/bench_book.py --quick        # a few seconds, for smoke tests
     python bench/bench_book.py --deltas 50000 --repeats 7 --json /tmp/book.json
 
@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
 import os
 import platform
 import statistics
@@ -77,7 +78,7 @@ def _percentile(sorted_vals: list[float], q: float) -> float:
     """Nearest-rank percentile of an already sorted list."""
     if not sorted_vals:
         return float("nan")
-    k = min(len(sorted_vals) - 1, max(0, int(round(q / 100.0 * len(sorted_vals) + 0.5)) - 1))
+    k = min(len(sorted_vals) - 1, max(0, math.ceil(q / 100.0 * len(sorted_vals)) - 1))
     return float(sorted_vals[k])
 
 

@@ -1,0 +1,19 @@
+"""A local Parsec-compatible WebSocket server for demos, tests and benchmarks.
+
+``async with LocalServer(ServerConfig(...)) as srv: srv.url`` runs it in-process;
+:func:`serve_forever` runs it from the CLI. See ``../shared/PROTOCOL.md`` for the protocol.
+"""
+from __future__ import annotations
+
+from .app import LocalServer, run_server, serve_forever
+from .config import ServerConfig
+from .connection import Connection, Subscription
+from .faults import FAULT_NAMES, Faults, FaultSpec, parse_fault_spec
+from .recorder import ConnectionRecord, ExpectedBook, Recorder, expected_books
+from .simulator import MarketSpec, Simulator, make_markets
+from .throughput import BlastResult, ws_text_frame
+
+__all__ = ["LocalServer", "ServerConfig", "run_server", "serve_forever", "Connection",
+           "Subscription", "Faults", "FaultSpec", "FAULT_NAMES", "parse_fault_spec", "Recorder",
+           "ConnectionRecord", "ExpectedBook", "expected_books", "MarketSpec", "Simulator",
+           "make_markets", "BlastResult", "ws_text_frame"]

@@ -60,6 +60,7 @@ class LocalServer:
         self._stalled_until: dict[str, float] = {}
         self._refusing = False
         self._blasting = 0
+        self._stream_paused = False
         self._next_conn_id = 0
         self._wallet_counter = 0
         self._conn_changed = asyncio.Event()
@@ -234,7 +235,17 @@ class LocalServer:
             if not self._blasting:
                 self._run_events(n, None)
 
+    def pause_stream(self) -> None:
+        """Stop generating live events (heartbeats, faults and control replies continue)."""
+        self._stream_paused = True
+
+    def resume_stream(self) -> None:
+        """Undo :meth:`pause_stream`."""
+        self._stream_paused = False
+
     def _run_events(self, n: int, keys: list[BookKey] | None) -> None:
+        if self._stream_paused:
+            return
         ts_ms = int(time.time() * 1000)
         step, dispatch = self.simulator.step, self._dispatch
         for _ in range(n):

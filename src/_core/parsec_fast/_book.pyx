@@ -21,7 +21,7 @@ from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_WRITABLE, Py
 from cpython.dict cimport PyDict_Check, PyDict_GetItem
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_Check
 from cpython.list cimport PyList_Check, PyList_GET_ITEM, PyList_GET_SIZE
-from cpython.long cimport PyLong_AsDouble, PyLong_AsLongLong, PyLong_Check
+from cpython.long cimport PyLong_AsDouble, PyLong_AsLongLongAndOverflow, PyLong_Check
 from cpython.object cimport PyObject
 from cpython.tuple cimport PyTuple_Check, PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from libc.math cimport NAN, isfinite, rint
@@ -156,25 +156,26 @@ cdef inline int number(object value, double* out) except -1:
 
 
 cdef inline Py_ssize_t count_arg(object n, Py_ssize_t available) except -2:
-    cdef Py_ssize_t count
     if n is None:
         return available
-    count = operator.index(n)
+    count = operator.index(n)  # a Python int of any size, as the reference allows
     if count < 0:
         raise ValueError(f"n: must be >= 0 or None, got {count}")
-    return count if count < available else available
+    return <Py_ssize_t>count if count < available else available
 
 
-# Error path: the reference validators produce the exact message; if they disagree with the C
-# checks (a bug), still raise rather than accept the data.
-cdef object _raise_changes(object changes):
+# Error path: mark the book rejected, then let the reference validators produce the exact
+# message; if they disagree with the C checks (a bug), still raise rather than accept the data.
+cdef object _raise_changes(Book book, object changes):
+    book._reject()
     _reference._parse_changes(changes)
     raise BookDataError("changes: rejected (validator disagreement; please report)")
 
 
-cdef object _raise_snapshot(object bids, object asks, Py_ssize_t max_levels):
-    _reference._parse_snapshot_side(bids, "bids", True, max_levels)
-    _reference._parse_snapshot_side(asks, "asks", False, max_levels)
+cdef object _raise_snapshot(Book book, object bids, object asks):
+    book._reject()
+    _reference._parse_snapshot_side(bids, "bids", True, book._max_levels)
+    _reference._parse_snapshot_side(asks, "asks", False, book._max_levels)
     raise BookDataError("bids/asks: rejected (validator disagreement; please report)")
 
 
@@ -185,12 +186,16 @@ cdef object _raise_level(object side, object price, object size):
     raise BookDataError("set_level: rejected (validator disagreement; please report)")
 
 
-cdef inline int64_t seq_arg(object seq) except? -1:
+cdef inline bint seq_value(object seq, int64_t* out) noexcept:
+    """An int (not bool) within int64 -> True and out; anything else -> False (no exception)."""
+    cdef int overflow = 0
     if PyLong_Check(seq) and not PyBool_Check(seq):
-        try:
-            return PyLong_AsLongLong(seq)
-        except OverflowError:
-            pass
+        out[0] = PyLong_AsLongLongAndOverflow(seq, &overflow)
+        return overflow == 0
+    return False
+
+
+cdef object _raise_seq(object seq):
     _reference._seq(seq)
     raise BookDataError(f"seq: rejected {seq!r}")
 
@@ -225,12 +230,19 @@ cdef class Book:
     ``parsec_fast.reference.Book``; see that module for the documented rules.
     """
 
-    def __init__(self, str parsec_id not None, str outcome not None, *, max_levels=10_000):
-        cdef Py_ssize_t limit = operator.index(max_levels)
+    def __init__(self, parsec_id, outcome, *, max_levels=10_000):
+        if not isinstance(parsec_id, str):
+            raise TypeError(f"parsec_id: expected str, got {type(parsec_id).__name__}")
+        if not isinstance(outcome, str):
+            raise TypeError(f"outcome: expected str, got {type(outcome).__name__}")
+        limit = operator.index(max_levels)
         if limit < 1:
             raise ValueError(f"max_levels: must be >= 1, got {limit}")
-        self.parsec_id = parsec_id
-        self.outcome = outcome
+        if limit > sys.maxsize:
+            raise ValueError(f"max_levels: must be <= {sys.maxsize}, got {limit}")
+        # str subclasses (e.g. a StrEnum outcome) are stored as their exact str value.
+        self.parsec_id = str.__str__(parsec_id)
+        self.outcome = str.__str__(outcome)
         self._max_levels = limit
         self._seq = 0
         self._has_baseline = False
@@ -378,7 +390,7 @@ cdef class Book:
         cdef int64_t key = 0
         cdef int side_index = SIDE_BID
         if not is_list and not PyTuple_Check(changes):
-            _raise_changes(changes)
+            _raise_changes(self, changes)
         n = PyList_GET_SIZE(changes) if is_list else PyTuple_GET_SIZE(changes)
         if grow(<void**>&self._ops, &self._ops_cap, n, sizeof(LevelOp)) < 0:
             raise MemoryError()
@@ -386,25 +398,25 @@ cdef class Book:
             item = PyList_GET_ITEM(changes, i) if is_list else PyTuple_GET_ITEM(changes, i)
             change = <object>item
             if not PyDict_Check(change):
-                _raise_changes(changes)
+                _raise_changes(self, changes)
             field = PyDict_GetItem(change, "side")
             if field == NULL:
-                _raise_changes(changes)
+                _raise_changes(self, changes)
             side = <object>field
             if not isinstance(side, str):
-                _raise_changes(changes)
+                _raise_changes(self, changes)
             if side == "bid":
                 side_index = SIDE_BID
             elif side == "ask":
                 side_index = SIDE_ASK
             else:
-                _raise_changes(changes)
+                _raise_changes(self, changes)
             field = PyDict_GetItem(change, "price")
             if field == NULL or number(<object>field, &price) != 0 or not price_to_key(price, &key):
-                _raise_changes(changes)
+                _raise_changes(self, changes)
             field = PyDict_GetItem(change, "size")
             if field == NULL or number(<object>field, &size) != 0 or not size_ok(size):
-                _raise_changes(changes)
+                _raise_changes(self, changes)
             self._ops[i].side = side_index
             self._ops[i].key = -key if side_index == SIDE_BID else key
             self._ops[i].size = size
@@ -418,10 +430,10 @@ cdef class Book:
         cdef object level
         cdef RawLevel* out
         if not is_list and not PyTuple_Check(levels):
-            _raise_snapshot(bids, asks, self._max_levels)
+            _raise_snapshot(self, bids, asks)
         n = PyList_GET_SIZE(levels) if is_list else PyTuple_GET_SIZE(levels)
         if n > self._max_levels:
-            _raise_snapshot(bids, asks, self._max_levels)
+            _raise_snapshot(self, bids, asks)
         if grow(<void**>&self._raw_levels, &self._raw_levels_cap, offset + n, sizeof(RawLevel)) < 0:
             raise MemoryError()
         out = self._raw_levels + offset
@@ -430,13 +442,13 @@ cdef class Book:
             if PyList_Check(level) and PyList_GET_SIZE(level) == 2:
                 if (number(<object>PyList_GET_ITEM(level, 0), &out[i].price) != 0
                         or number(<object>PyList_GET_ITEM(level, 1), &out[i].size) != 0):
-                    _raise_snapshot(bids, asks, self._max_levels)
+                    _raise_snapshot(self, bids, asks)
             elif PyTuple_Check(level) and PyTuple_GET_SIZE(level) == 2:
                 if (number(<object>PyTuple_GET_ITEM(level, 0), &out[i].price) != 0
                         or number(<object>PyTuple_GET_ITEM(level, 1), &out[i].size) != 0):
-                    _raise_snapshot(bids, asks, self._max_levels)
+                    _raise_snapshot(self, bids, asks)
             else:
-                _raise_snapshot(bids, asks, self._max_levels)
+                _raise_snapshot(self, bids, asks)
         return n
 
     cdef void _reject(self):
@@ -447,49 +459,42 @@ cdef class Book:
         """Replace the whole book with ``bids`` (descending) and ``asks`` (ascending), each a
         sequence of ``[price, size]``; ``seq`` becomes the baseline. Raises BookDataError (book
         unchanged but invalid)."""
-        cdef int64_t s
+        cdef int64_t s = 0
         cdef Py_ssize_t n_bids, n_asks
         cdef int rc
-        try:
-            s = seq_arg(seq)
-            n_bids = self._levels_from(bids, 0, bids, asks)
-            n_asks = self._levels_from(asks, n_bids, bids, asks)
-            rc = self._install_snapshot(s, self._raw_levels, n_bids, self._raw_levels + n_bids, n_asks)
-            if rc == RES_NO_MEMORY:
-                raise MemoryError()
-            if rc != RES_APPLIED:
-                _raise_snapshot(bids, asks, self._max_levels)
-        except BookDataError:
+        if not seq_value(seq, &s):
             self._reject()
-            raise
+            _raise_seq(seq)
+        n_bids = self._levels_from(bids, 0, bids, asks)
+        n_asks = self._levels_from(asks, n_bids, bids, asks)
+        rc = self._install_snapshot(s, self._raw_levels, n_bids, self._raw_levels + n_bids, n_asks)
+        if rc == RES_NO_MEMORY:
+            raise MemoryError()
+        if rc != RES_APPLIED:
+            _raise_snapshot(self, bids, asks)
 
     def apply_delta(self, changes, seq):
         """Apply one ``orderbook_delta``'s ``changes`` (in order) if ``seq`` is the next one.
 
         Returns a DeltaResult; raises BookDataError on bad data (book unchanged but invalid)."""
-        cdef int64_t s
+        cdef int64_t s = 0
         cdef int rc
-        cdef Py_ssize_t n, failed_at
-        try:
-            s = seq_arg(seq)
-        except BookDataError:
+        cdef Py_ssize_t n, failed_at = 0
+        if not seq_value(seq, &s):
             self._reject()
-            raise
+            _raise_seq(seq)
         rc = self._gate(s)
         if rc >= 0:
             return _RESULTS[rc]
-        try:
-            n = self._ops_from_changes(changes)
-            rc = self._apply_ops(n, &failed_at)
+        n = self._ops_from_changes(changes)
+        rc = self._apply_ops(n, &failed_at)
+        if rc != 0:
             if rc == -1:
                 raise MemoryError()
-            if rc == 1:
-                raise BookDataError(
-                    f"changes[{failed_at}]: a new {'bid' if self._ops[failed_at].side == SIDE_BID else 'ask'} "
-                    f"level would exceed max_levels={self._max_levels}")
-        except BookDataError:
             self._reject()
-            raise
+            raise BookDataError(
+                f"changes[{failed_at}]: a new {'bid' if self._ops[failed_at].side == SIDE_BID else 'ask'} "
+                f"level would exceed max_levels={self._max_levels}")
         self._seq = s
         self.n_applied += 1
         return _RESULTS[RES_APPLIED]
@@ -650,11 +655,16 @@ cdef class Book:
         cdef Py_ssize_t count, i
         cdef double* dst
         cdef bytes fmt
-        if PyObject_GetBuffer(out, &buf, PyBUF_WRITABLE | PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0:
-            raise ValueError("out: expected a writable C-contiguous float64 buffer")
+        try:
+            PyObject_GetBuffer(out, &buf, PyBUF_WRITABLE | PyBUF_FORMAT | PyBUF_C_CONTIGUOUS)
+        except Exception:
+            # Error path: the reference check raises the same exception and message.
+            _reference._float64_buffer(out)
+            raise
         try:
             fmt = buf.format if buf.format != NULL else b"B"
             if buf.itemsize != 8 or fmt not in (b"d", b"@d", b"=d", b"<d" if _LITTLE_ENDIAN else b">d"):
+                _reference._float64_buffer(out)
                 raise ValueError(f"out: expected a C-contiguous float64 buffer, got format {fmt.decode()!r}")
             count = (buf.len // 8) // 2
             if count > side.n:

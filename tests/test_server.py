@@ -596,3 +596,26 @@ async def test_client_reconstruction_matches_recorder_and_simulator() -> None:
             assert [tuple(x) for x in sim.top("bid", depth)] == book.bid_levels()
             assert [tuple(x) for x in sim.top("ask", depth)] == book.ask_levels()
         await c.close()
+
+
+async def test_serve_forever_in_a_separate_process_prints_its_url() -> None:
+    import os
+    import sys
+
+    env = dict(os.environ)
+    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "parsec_fast.server", "--markets", "3", "--heartbeat", "0.1",
+        stdout=asyncio.subprocess.PIPE, env=env)
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 10)).decode()
+        url = line.split(" on ", 1)[1].split()[0]
+        assert url.startswith("ws://127.0.0.1:") and url.endswith("/ws")
+        c = await Client.open(url)
+        assert (await c.expect("heartbeat", timeout=2))["type"] == "heartbeat"
+        await c.close()
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 5)

@@ -42,6 +42,7 @@ static double pf_strtod(const char *s, char **e) { return strtod_l(s, e, pf_c_lo
 /* Whitespace: exactly JSON's four characters.                                                 */
 
 static inline const pf_u8 *pf_ws(const pf_u8 *p, const pf_u8 *end) {
+    if (p < end && *p > ' ') return p;   /* compact JSON: the usual case */
     while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
     return p;
 }
@@ -60,6 +61,45 @@ static const pf_u8 pf_str_class[256] = {
     4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4, 4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,
     4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4, 4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,
 };
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define PF_SSE2 1
+#elif (defined(__GNUC__) || defined(__clang__)) && defined(__BYTE_ORDER__) && \
+      __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define PF_SWAR 1
+#endif
+
+/* Advance p over plain string bytes (not '"', '\\', control or non-ASCII), reading only
+ * inside [p, end). Vectorised: the bytes between quotes are usually ASCII text. */
+static inline const pf_u8 *pf_plain_run(const pf_u8 *p, const pf_u8 *end) {
+#if defined(PF_SSE2)
+    const __m128i q = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\'), sp = _mm_set1_epi8(0x20);
+    while (end - p >= 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)p);
+        /* signed compare: bytes >= 0x80 are negative, so "< 0x20" also catches non-ASCII */
+        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, q), _mm_cmpeq_epi8(x, bs)),
+                                 _mm_cmplt_epi8(x, sp));
+        unsigned mask = (unsigned)_mm_movemask_epi8(m);
+        if (mask) return p + __builtin_ctz(mask);
+        p += 16;
+    }
+#elif defined(PF_SWAR)
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    while (end - p >= 8) {
+        uint64_t x, a, b;
+        memcpy(&x, p, 8);
+        a = x ^ (ones * '"');
+        b = x ^ (ones * '\\');
+        /* per term the lowest flagged byte is exact (borrows only propagate upwards) */
+        uint64_t m = (((a - ones) & ~a) | ((b - ones) & ~b) | ((x - ones * 0x20) & ~x) | x) & highs;
+        if (m) return p + (__builtin_ctzll(m) >> 3);
+        p += 8;
+    }
+#endif
+    while (p < end && pf_str_class[*p] == 0) p++;
+    return p;
+}
 
 /* One UTF-8 sequence starting at a byte >= 0x80 (Unicode table 3-7: no overlongs, no
  * surrogates, nothing above U+10FFFF). Returns the position after it, or NULL. */
@@ -101,15 +141,15 @@ static inline int pf_hex4(const pf_u8 *p, unsigned *out) {
 
 /* A string whose opening quote is at p. Validates UTF-8 and escapes as orjson does (a high
  * surrogate escape must be followed by a low one; a lone low surrogate is an error).
- * Sets *s and *len to the raw bytes between the quotes and *esc to whether an escape occurred. */
+ * Sets *s and *len to the raw bytes between the quotes, *esc to whether an escape occurred. */
 static inline const pf_u8 *pf_string(const pf_u8 *p, const pf_u8 *end,
                                      const pf_u8 **s, size_t *len, int *esc) {
     const pf_u8 *start = ++p;
     int had_esc = 0;
     for (;;) {
+        p = pf_plain_run(p, end);
         if (p >= end) return NULL;
         switch (pf_str_class[*p]) {
-        case 0: p++; break;
         case 1:
             *s = start; *len = (size_t)(p - start); *esc = had_esc;
             return p + 1;
@@ -132,10 +172,12 @@ static inline const pf_u8 *pf_string(const pf_u8 *p, const pf_u8 *end,
             }
             break;
         }
-        case 3: return NULL;
-        default:
+        case 4:
             p = pf_utf8_seq(p, end);
             if (!p) return NULL;
+            break;
+        default:   /* control character */
+            return NULL;
         }
     }
 }
@@ -157,6 +199,8 @@ static const uint64_t pf_p10u[20] = {
 #define PF_NUM_MAXLEN 95      /* longest number handed to strtod; longer ones fall back */
 #define PF_EXP_CAP 100000000  /* saturate absurd exponents (value is 0 or inf long before) */
 
+#define PF_DIGIT(c) ((unsigned)((c) - '0') < 10u)
+
 /* A JSON number at p (grammar -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?), in one of
  * three modes:
  *   PF_NUM_SKIP   accept iff orjson accepts it (orjson rejects numbers that overflow a double);
@@ -171,121 +215,95 @@ static inline const pf_u8 *pf_number(const pf_u8 *p, const pf_u8 *end, int mode,
     if (p < end && *p == '-') { neg = 1; p++; }
     if (p >= end) return NULL;
 
-    uint64_t sig = 0;      /* significant digits, trailing zeros stripped */
-    int nd = 0;            /* digits in sig */
-    int64_t pending = 0;   /* zeros seen after the last non-zero digit */
-    int toolong = 0;       /* more than 19 significant digits */
-    int64_t int_digits = 0, frac_digits = 0, frac_lead_zeros = 0;
-    int is_int = 1;
-
-    /* integer part */
-    if (*p == '0') { p++; int_digits = 1; }
-    else if (*p >= '1' && *p <= '9') {
-        while (p < end && *p >= '0' && *p <= '9') {
-            unsigned dg = *p - '0';
-            if (dg == 0) pending++;
-            else if (!toolong) {
-                if (nd + pending + 1 > 19) toolong = 1;
-                else { sig = sig * pf_p10u[pending + 1] + dg; nd += (int)pending + 1; pending = 0; }
-            }
-            int_digits++;
-            p++;
-        }
-    } else return NULL;
-    int64_t int_sig_len = (sig == 0 && !toolong) ? 0 : int_digits;  /* int part "0" has none */
-
-    /* fraction */
+    /* 1. the token's extent and parts */
+    const pf_u8 *ib = p, *ie, *fb = NULL, *fe = NULL;
+    if (*p == '0') p++;
+    else if (*p >= '1' && *p <= '9') { p++; while (p < end && PF_DIGIT(*p)) p++; }
+    else return NULL;
+    ie = p;
     if (p < end && *p == '.') {
-        is_int = 0;
-        p++;
-        if (p >= end || *p < '0' || *p > '9') return NULL;
-        while (p < end && *p >= '0' && *p <= '9') {
-            unsigned dg = *p - '0';
-            if (dg == 0) {
-                if (nd == 0 && !toolong) frac_lead_zeros++;   /* leading zeros are not digits */
-                else pending++;
-            } else if (!toolong) {
-                if (nd + pending + 1 > 19) toolong = 1;
-                else { sig = sig * pf_p10u[pending + 1] + dg; nd += (int)pending + 1; pending = 0; }
-            }
-            frac_digits++;
-            p++;
-        }
+        fb = ++p;
+        while (p < end && PF_DIGIT(*p)) p++;
+        fe = p;
+        if (fe == fb) return NULL;
     }
-
-    /* exponent */
     int64_t ex = 0;
+    int has_exp = 0;
     if (p < end && (*p == 'e' || *p == 'E')) {
-        is_int = 0;
+        has_exp = 1;
         p++;
         int eneg = 0;
         if (p < end && (*p == '+' || *p == '-')) { eneg = (*p == '-'); p++; }
-        if (p >= end || *p < '0' || *p > '9') return NULL;
-        while (p < end && *p >= '0' && *p <= '9') {
+        if (p >= end || !PF_DIGIT(*p)) return NULL;
+        while (p < end && PF_DIGIT(*p)) {
             if (ex < PF_EXP_CAP) ex = ex * 10 + (*p - '0');
             p++;
         }
         if (eneg) ex = -ex;
     }
+    int64_t int_len = ie - ib;
 
-    int zero = (sig == 0 && !toolong);   /* every digit is 0 */
-
-    if (is_int) {
-        /* orjson: int64/uint64 range -> int; beyond -> double (error if it overflows). We only
-         * convert int64; a 309+ digit integer is certainly infinite -> orjson error. */
-        if (toolong || int_digits > 19) {
-            if (mode != PF_NUM_SKIP || int_digits > 308) return NULL;
-            return p;
-        }
-        /* here the whole token is sig * 10^pending with nd + pending <= 19 digits */
-        uint64_t mag = sig;
-        if (!zero) {
-            /* nd + pending <= 19 digits: may still overflow uint64 only at exactly 20 digits,
-             * which int_digits > 19 excluded above */
-            mag = sig * pf_p10u[pending];
-        }
-        if (mode == PF_NUM_SKIP) return p;
+    /* 2. integer tokens: orjson gives an int in [-2^63, 2^64), a double beyond */
+    if (!fb && !has_exp) {
+        if (mode == PF_NUM_SKIP)
+            return int_len <= 308 ? p : NULL;   /* 309+ digits may overflow: let orjson say */
+        if (int_len > 19) return NULL;
+        uint64_t mag = 0;                       /* < 10^19 < 2^64 */
+        for (const pf_u8 *q = ib; q < ie; q++) mag = mag * 10 + (*q - '0');
         if (neg ? mag > (uint64_t)INT64_MAX + 1 : mag > (uint64_t)INT64_MAX) return NULL;
         int64_t v = neg ? (int64_t)(0 - mag) : (int64_t)mag;   /* -0 is int 0 */
         if (mode == PF_NUM_INT64) *i = v;
-        else *d = (double)v;   /* correctly rounded, like float(int) */
+        else *d = (double)v;    /* correctly rounded, like float(int) */
         return p;
     }
-
     if (mode == PF_NUM_INT64) return NULL;
 
-    if (zero) {
-        if (mode == PF_NUM_DOUBLE) *d = neg ? -0.0 : 0.0;
-        return p;
+    /* 3. floats: significant digits = integer part + fraction without leading zeros */
+    int int_zero = (*ib == '0');
+    const pf_u8 *fs = fb;                       /* first significant fraction digit */
+    if (int_zero) {
+        if (fb) while (fs < fe && *fs == '0') fs++;
+        if (!fb || fs == fe) {                  /* every digit is 0 */
+            if (mode == PF_NUM_DOUBLE) *d = neg ? -0.0 : 0.0;
+            return p;
+        }
     }
-
-    /* The value is below 10^order. orjson errors on overflow; anything that could reach
-     * DBL_MAX (~1.8e308) needs the exact conversion below. */
-    int64_t order = (int_sig_len ? int_sig_len : -frac_lead_zeros) + ex;
+    int64_t frac_len = fb ? fe - fb : 0;
+    /* the value is below 10^order */
+    int64_t order = (int_zero ? -(fs - fb) : int_len) + ex;
     if (mode == PF_NUM_SKIP) {
         if (order <= 308) return p;
-        /* fall through to the exact conversion to learn whether it overflows */
-    } else if (!toolong && nd <= 15) {
-        /* Exact fast path: sig < 10^15 < 2^53 is exact, so is 10^k for k <= 22, and one IEEE
-         * multiplication or division is correctly rounded. */
-        int64_t e10 = ex - frac_digits + pending;
-        if (e10 > 22 && e10 <= 22 + 15 - nd) {
-            sig *= pf_p10u[e10 - 22];   /* still < 10^15: exact */
-            e10 = 22;
-        }
-        if (e10 >= 0 && e10 <= 22) {
-            double v = (double)sig * pf_p10d[e10];
-            *d = neg ? -v : v;
-            return p;
-        }
-        if (e10 < 0 && e10 >= -22) {
-            double v = (double)sig / pf_p10d[-e10];
-            *d = neg ? -v : v;
-            return p;
+        /* may overflow: the exact conversion below decides */
+    } else {
+        int64_t nd = (int_zero ? 0 : int_len) + (fb ? fe - fs : 0);
+        if (nd <= 19) {
+            uint64_t sig = 0;
+            if (!int_zero) for (const pf_u8 *q = ib; q < ie; q++) sig = sig * 10 + (*q - '0');
+            if (fb) for (const pf_u8 *q = fs; q < fe; q++) sig = sig * 10 + (*q - '0');
+            int64_t e10 = ex - frac_len;
+            while (nd > 15 && sig % 10 == 0) { sig /= 10; nd--; e10++; }
+            if (nd <= 15) {
+                /* Exact fast path: sig < 10^15 < 2^53 is exact, so is 10^k for k <= 22, and
+                 * one IEEE multiplication or division is correctly rounded. */
+                if (e10 > 22 && e10 <= 22 + 15 - nd) {
+                    sig *= pf_p10u[e10 - 22];   /* still < 10^15: exact */
+                    e10 = 22;
+                }
+                if (e10 >= 0 && e10 <= 22) {
+                    double v = (double)sig * pf_p10d[e10];
+                    *d = neg ? -v : v;
+                    return p;
+                }
+                if (e10 < 0 && e10 >= -22) {
+                    double v = (double)sig / pf_p10d[-e10];
+                    *d = neg ? -v : v;
+                    return p;
+                }
+            }
         }
     }
 
-    /* Slow path: glibc strtod is correctly rounded, including subnormals. */
+    /* 4. slow path: glibc strtod is correctly rounded, including subnormals */
     size_t L = (size_t)(p - start);
     if (L > PF_NUM_MAXLEN || !pf_c_locale) return NULL;
     char tmp[PF_NUM_MAXLEN + 1];

@@ -219,7 +219,7 @@ class LocalServer:
             while True:
                 await asyncio.sleep(0)
                 keys = self.subscribed_keys()
-                if self._blasting or not keys:
+                if self._blasting or self._stream_paused or not keys:
                     await asyncio.sleep(0.005)
                     continue
                 self._run_events(256, keys)
@@ -479,7 +479,7 @@ class LocalServer:
                 conn.transport.disconnect(graceful=False)
         return len(conns)
 
-    async def _fault_refuse(self, seconds: float) -> None:
+    def _fault_refuse(self, seconds: float) -> None:
         if self._refusing or self._server is None:
             return
         self._refusing = True

@@ -169,8 +169,9 @@ class Connection(WSListener):
 
     def _send_market_payload(self, payload: bytes) -> None:
         self.send_payload(payload)
-        if not self.overloaded and not self.blasting and self.open \
-                and self.buffer_size() > self.config.hard_buffer_limit:
+        # Checked on every market frame, so a subscription resynced while the buffer is still
+        # over the limit is stopped again.
+        if not self.blasting and self.open and self.buffer_size() > self.config.hard_buffer_limit:
             self._overload()
 
     def _send_slow_reader(self) -> None:
@@ -184,8 +185,9 @@ class Connection(WSListener):
 
     def _overload(self) -> None:
         """Hard limit passed: withhold deltas and ask for a resync of every subscription."""
-        self.overloaded = True
-        self.overload_events += 1
+        if not self.overloaded:
+            self.overloaded = True
+            self.overload_events += 1
         for sub in self.subs.values():
             self.require_resync(sub)
 

@@ -37,7 +37,7 @@ class FaultTarget(Protocol):
     def _fault_stall(self, parsec_id: str, seconds: float) -> None: ...
     def _fault_feed_state(self, exchange: str | None, state: str) -> None: ...
     def _fault_close_all(self) -> int: ...
-    async def _fault_refuse(self, seconds: float) -> None: ...
+    def _fault_refuse(self, seconds: float) -> None: ...
     def _fault_exchange_unavailable(self, exchange: str, unavailable: bool) -> None: ...
     def _random_subscribed_market(self, rng: random.Random) -> str | None: ...
     @property
@@ -179,14 +179,14 @@ class Faults:
         self.log.append(("close", ""))
         return self._target._fault_close_all()
 
-    async def refuse_connections(self, seconds: float) -> None:
+    def refuse_connections(self, seconds: float) -> None:
         """Stop listening for ``seconds`` (new connections are refused at TCP level; open ones
-        stay), then listen again on the same port. Returns once the port is closed."""
+        stay), then listen again on the same port. The port is closed when this returns."""
         self.log.append(("refuse", str(seconds)))
-        await self._target._fault_refuse(seconds)
+        self._target._fault_refuse(seconds)
 
     # -- scripted -------------------------------------------------------------------------------
-    async def run_spec(self, spec: FaultSpec) -> None:
+    def run_spec(self, spec: FaultSpec) -> None:
         """Execute one parsed spec now (a random spec draws one fault)."""
         name, arg, target = spec.name, spec.arg, spec.target
         if spec.is_random:
@@ -214,7 +214,7 @@ class Faults:
         elif name == "close":
             self.close_all_abruptly()
         elif name == "refuse":
-            await self.refuse_connections(float(arg) if arg else 2.0)
+            self.refuse_connections(float(arg) if arg else 2.0)
 
     async def run_script(self, specs: list[FaultSpec]) -> None:
         """Run timed specs at their offsets (from now) and random specs periodically, forever
@@ -229,11 +229,11 @@ class Faults:
             delay = start + spec.at - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            await self.run_spec(spec)
+            self.run_spec(spec)
         if tasks:
             await asyncio.gather(*tasks)
 
     async def _random_loop(self, spec: FaultSpec) -> None:
         while True:
             await asyncio.sleep(self._rng.expovariate(1.0 / spec.at))
-            await self.run_spec(spec)
+            self.run_spec(spec)

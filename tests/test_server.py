@@ -619,3 +619,16 @@ async def test_serve_forever_in_a_separate_process_prints_its_url() -> None:
     finally:
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 5)
+
+
+async def test_explicit_market_list() -> None:
+    markets = [MarketSpec("kalshi", "KXTEST-1", "Test?", 0.1),
+               MarketSpec("opinion", "77", "Who?", 0.0001, ("A", "B", "C"), True, None, ("1", "2", "3"))]
+    async with LocalServer(cfg(markets=markets)) as srv:
+        c = await Client.open(srv.url)
+        await c.send(type="subscribe", markets=[{"parsec_id": "kalshi:KXTEST-1", "depth": 3},
+                                                {"parsec_id": "opinion:77", "outcome": "c"}])
+        a, b = await c.expect("orderbook"), await c.expect("orderbook")
+        assert (a["tick_size"], a["token_id"], len(a["bids"]) <= 3) == (0.1, "", True)
+        assert (b["outcome"], b["token_id"], b["min_order_size"]) == ("C", "3", None)
+        await c.close()

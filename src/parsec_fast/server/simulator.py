@@ -14,7 +14,7 @@ import bisect
 import hashlib
 import random
 from dataclasses import dataclass, field
-from typing import Iterable, Literal
+from typing import Iterable
 
 __all__ = ["MarketSpec", "OutcomeBook", "BookChange", "TradeEvent", "FillEvent", "SimEvent",
            "Simulator", "make_markets", "EXCHANGES", "TICK_SIZES"]
@@ -22,7 +22,6 @@ __all__ = ["MarketSpec", "OutcomeBook", "BookChange", "TradeEvent", "FillEvent",
 EXCHANGES = ("kalshi", "polymarket", "limitless", "opinion", "predictfun")
 TICK_SIZES = (0.1, 0.01, 0.001, 0.0001)
 
-Side = Literal["bid", "ask"]
 #: One wire change: (side, price, size); size 0 removes the level.
 WireChange = tuple[str, float, float]
 

@@ -51,6 +51,10 @@ cdef dict _FEED_STATES = {"healthy": FEED_STATE_HEALTHY, "degraded": FEED_STATE_
 cdef tuple _BOOK_STATE_NAMES = ("fresh", "fresh", "stale", "needs_refresh", "other")
 cdef tuple _FEED_STATE_NAMES = ("healthy", "healthy", "degraded", "disconnected", "other")
 cdef int64_t _NO_SEQ = -(2 ** 62)
+# stale_after_ms must lie in [0, _STALE_LIMIT) (the orjson path's rule; the native path defers
+# anything else to it). In ns it may not fit int64: check_stale compares only below _STALE_NS_MAX_MS.
+cdef int64_t _STALE_LIMIT = 2 ** 62
+cdef int64_t _STALE_NS_MAX_MS = (2 ** 63 - 1) // 1_000_000
 
 
 cdef inline unsigned char ascii_lower(unsigned char c) noexcept nogil:
@@ -322,7 +326,8 @@ cdef class FeedHandler:
         cdef Subscription sub
         cdef bint was_valid
         cdef int rc
-        if not r.has_outcome or r.book_state == BOOK_STATE_OTHER or r.feed_state == FEED_STATE_OTHER:
+        if (not r.has_outcome or r.book_state == BOOK_STATE_OTHER or r.feed_state == FEED_STATE_OTHER
+                or (r.has_stale_after_ms and not (0 <= r.stale_after_ms < _STALE_LIMIT))):
             return -1
         sub = self._route(r.parsec_id, r.parsec_id_len, r.outcome, r.outcome_len)
         if sub is None:
@@ -436,7 +441,7 @@ cdef class FeedHandler:
             feed_text = value
         value = obj.get("stale_after_ms")
         if value is not None:
-            if not isinstance(value, int) or PyBool_Check(value) or not (0 <= value < 2 ** 62):
+            if not isinstance(value, int) or PyBool_Check(value) or not (0 <= value < _STALE_LIMIT):
                 return self._reject_frame(obj, payload, sub)
             has_stale = True
             stale_ms = value
@@ -598,6 +603,7 @@ cdef class FeedHandler:
         cdef Subscription sub
         for sub in list(self._subs.values()):
             if (sub._stale_after_ms >= 0 and sub.last_frame_ns > 0 and not sub._locally_stale
+                    and sub._stale_after_ms <= _STALE_NS_MAX_MS
                     and now_ns - sub.last_frame_ns > sub._stale_after_ms * 1_000_000):
                 sub._locally_stale = True
                 self._emit_state(sub, "stale", f"no book frame for {sub._stale_after_ms} ms")

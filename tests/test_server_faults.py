@@ -294,3 +294,25 @@ async def test_blast_honours_flow_control() -> None:
             n += f["type"] == "orderbook_delta"
         assert (await task).frames == n
         await c.close()
+
+
+async def test_reader_that_never_drains_is_closed_with_4000() -> None:
+    config = cfg(rate=20_000.0, markets=2, so_sndbuf=16 * 1024, soft_buffer_limit=32 * 1024,
+                 hard_buffer_limit=64 * 1024, disconnect_buffer_limit=128 * 1024,
+                 stale_after_ms=10_000)
+    async with LocalServer(config) as srv:
+        m = binary(srv)
+        c = await _subscribed(srv, m.parsec_id, depth=100, max_queue=1)
+        (conn,) = await srv.wait_for_connections(1)
+        # Keep asking for snapshots without ever reading: the backlog only grows.
+        for _ in range(200):
+            if conn.closed_slow:
+                break
+            if conn.overload_events:
+                await c.send(type="resync", parsec_id=m.parsec_id)
+            await asyncio.sleep(0.01)
+        assert conn.closed_slow
+        with pytest.raises(websockets.ConnectionClosed) as info:
+            for _ in range(100_000):
+                await c.recv()
+        assert info.value.rcvd is not None and info.value.rcvd.code == 4000

@@ -50,6 +50,8 @@ class ServerConfig:
     #: past the hard limit deltas stop and ``resync_required`` is sent.
     soft_buffer_limit: int = 256 * 1024
     hard_buffer_limit: int = 4 * 1024 * 1024
+    #: Past this the connection is closed with code 4000 (a reader that never drains; None = never).
+    disconnect_buffer_limit: int | None = 32 * 1024 * 1024
     #: SO_SNDBUF of accepted sockets (None = OS default); small values make back-pressure quick.
     so_sndbuf: int | None = None
     #: Key whose connections receive ``fill`` activity; ``"*"`` = every account, None = nobody.
@@ -68,6 +70,9 @@ class ServerConfig:
             raise ValueError(f"rate {self.rate!r} must be >= 0 (0 or None = as fast as possible)")
         if self.soft_buffer_limit <= 0 or self.hard_buffer_limit <= self.soft_buffer_limit:
             raise ValueError("need 0 < soft_buffer_limit < hard_buffer_limit")
+        if self.disconnect_buffer_limit is not None and \
+                self.disconnect_buffer_limit <= self.hard_buffer_limit:
+            raise ValueError("need hard_buffer_limit < disconnect_buffer_limit (or None)")
         if self.heartbeat_interval <= 0 or self.auth_timeout <= 0 or self.stale_after_ms <= 0:
             raise ValueError("heartbeat_interval, auth_timeout and stale_after_ms must be > 0")
 

@@ -26,6 +26,7 @@ __all__ = ["Connection", "Subscription", "BookKey"]
 
 BookKey = tuple[str, str]  # (parsec_id, outcome)
 _CONTROL = ("subscribe", "unsubscribe", "resync")
+_SLOW_READER_CLOSE = 4000  # private-use close code, PROTOCOL.md §1
 
 
 @dataclass
@@ -87,6 +88,8 @@ class Connection(WSListener):
         #: Counters for tests and the demo.
         self.slow_reader_events = 0
         self.overload_events = 0
+        #: Closed with 4000 for passing ``disconnect_buffer_limit``.
+        self.closed_slow = False
 
     # -- picows hooks -----------------------------------------------------------------------
     @property
@@ -155,6 +158,18 @@ class Connection(WSListener):
         if self.record is not None:
             self.record.frames.append(payload)
         self.transport.send(WSMsgType.TEXT, payload)  # type: ignore[union-attr]
+        limit = self.config.disconnect_buffer_limit
+        if self.overloaded and limit is not None and self.buffer_size() > limit:
+            self._disconnect_slow_reader()
+
+    def _disconnect_slow_reader(self) -> None:
+        """Close with 4000 (PROTOCOL.md §1); the close frame waits behind the backlog, so the
+        socket is aborted if the client has not drained it within a few seconds."""
+        assert self.transport is not None
+        self.closed_slow = True
+        self.transport.send_close(_SLOW_READER_CLOSE, b"slow reader")  # type: ignore[arg-type]
+        self.transport.disconnect()
+        asyncio.get_running_loop().call_later(5.0, self.transport.disconnect, False)
 
     def send_obj(self, obj: dict[str, Any]) -> None:
         """Encode and send one frame."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -34,7 +35,10 @@ class LocalServer:
     and :meth:`blast` writes a pre-generated delta stream as fast as the client reads.
     """
 
-    def __init__(self, config: ServerConfig | None = None, **overrides: Any) -> None:
+    def __init__(self, config: ServerConfig | None = None, *,
+                 ssl_context: ssl.SSLContext | None = None, **overrides: Any) -> None:
+        # ssl_context: serve wss:// (TLS) with this server-side context (client TLS tests).
+        self.ssl_context = ssl_context
         if config is None:
             config = ServerConfig(**overrides)
         elif overrides:
@@ -73,8 +77,9 @@ class LocalServer:
 
     @property
     def url(self) -> str:
-        """``ws://HOST:PORT/ws``."""
-        return f"ws://{self.config.host}:{self.port}{self.config.path}"
+        """``ws://HOST:PORT/ws`` (``wss://`` with an ``ssl_context``)."""
+        scheme = "wss" if self.ssl_context is not None else "ws"
+        return f"{scheme}://{self.config.host}:{self.port}{self.config.path}"
 
     async def start(self) -> LocalServer:
         """Bind and start the background tasks."""
@@ -122,7 +127,8 @@ class LocalServer:
 
     async def _listen(self, port: int) -> asyncio.AbstractServer:
         return await ws_create_server(self._listener_factory, self.config.host, port,
-                                      websocket_handshake_timeout=5, reuse_address=True)
+                                      websocket_handshake_timeout=5, reuse_address=True,
+                                      ssl=self.ssl_context)
 
     def _listener_factory(self, request: WSUpgradeRequest) -> Connection | None:
         path = request.path.split(b"?", 1)[0].decode("latin-1")

@@ -8,7 +8,17 @@ from __future__ import annotations
 from .book_api import DeltaResult
 from .errors import BookDataError, ParsecError, ProtocolError
 from ._book import Book
+from .errors import AuthenticationError, SubscriptionError, SubscriptionLimitError
+from .client import Client, ClientMetrics, EventStream, run
+from .client_events import (BookInvalid, BookRecovered, BookStateChanged, BookUpdated, Connected,
+                            Disconnected, EventsDropped, ProtocolErrorEvent, Reconnecting,
+                            SubscriptionFailed)
+from .recording import Replayer
 
 __version__ = "0.1.0"
 
-__all__ = ["Book", "DeltaResult", "BookDataError", "ProtocolError", "ParsecError", "__version__"]
+__all__ = ["Book", "DeltaResult", "BookDataError", "ProtocolError", "ParsecError", "__version__",
+           "Client", "ClientMetrics", "EventStream", "run", "AuthenticationError",
+           "SubscriptionError", "SubscriptionLimitError", "BookUpdated", "BookInvalid",
+           "BookRecovered", "BookStateChanged", "Connected", "Disconnected", "Reconnecting",
+           "SubscriptionFailed", "ProtocolErrorEvent", "EventsDropped", "Replayer"]

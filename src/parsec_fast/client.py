@@ -1283,6 +1283,13 @@ class Client:
         return self._authenticated
 
     @property
+    def connection_frames(self) -> int:
+        """Text frames received on the current connection (0 when not connected)."""
+        conn = self._conn
+        listener = conn.listener if conn is not None else None
+        return int(listener.frames) if listener is not None else 0
+
+    @property
     def feed_handler(self) -> FeedHandler:
         """The compiled feed handler (for diagnostics and the replayer)."""
         return self._feed

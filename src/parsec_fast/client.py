@@ -468,6 +468,7 @@ class Client:
         self.control_window = control_window + control_margin
         self._ssl_context = ssl_context
         self._rng = random.Random(seed)
+        self._max_levels = max_levels
         self._feed = FeedHandler(parser=parser, activity_seq=activity_seq, max_levels=max_levels)
         self._feed.on_message = self._on_message
         self._feed.on_book_updated = self._on_book_updated
@@ -540,7 +541,8 @@ class Client:
         if self._record_path is not None:
             self._recorder = FrameRecorder(self._record_path)
             self._recorder.meta({"event": "config", "parser": self._feed.parser,
-                                 "activity_seq": self._feed.activity_seq, "url": self.url})
+                                 "activity_seq": self._feed.activity_seq,
+                                 "max_levels": self._max_levels, "url": self.url})
             for want in self._wants.values():
                 self._recorder.meta({"event": "add", "parsec_id": want.parsec_id,
                                      "outcome": want.outcome})

@@ -42,7 +42,7 @@ class RateLimiter:
 
     def _expire(self, now: float) -> None:
         spent = self._spent
-        while spent and now - spent[0] >= self.period:
+        while spent and spent[0] + self.period <= now:  # same expression as in delay()
             spent.popleft()
 
     def delay(self) -> float:
@@ -69,7 +69,8 @@ class RateLimiter:
             d = self.delay()
             if d <= 0.0:
                 return
-            await self._sleep(d)
+            # +1 µs: sleeping exactly `d` can land one float ulp short of the deadline.
+            await self._sleep(d + 1e-6)
         raise RuntimeError("RateLimiter.wait: clock does not advance")
 
     async def acquire(self) -> None:

@@ -227,14 +227,11 @@ class Replayer:
         from ._feed import FeedHandler  # compiled; imported lazily so recording works without it
 
         config: dict[str, Any] = {}
-        for record in RecordingReader(self.path):
-            if record.kind == KIND_META:
-                meta = orjson.loads(record.payload)
-                if meta.get("event") == "config":
-                    config = {k: meta[k] for k in ("parser", "activity_seq", "max_levels")
-                              if k in meta}
-                break  # the client writes config first
-            break
+        first = next(iter(RecordingReader(self.path)), None)  # the client writes config first
+        if first is not None and first.kind == KIND_META:
+            meta = orjson.loads(first.payload)
+            if meta.get("event") == "config":
+                config = {k: meta[k] for k in ("parser", "activity_seq", "max_levels") if k in meta}
         config.update(self._overrides)
         return FeedHandler(**config)
 

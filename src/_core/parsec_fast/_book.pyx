@@ -18,16 +18,18 @@ Only the error path is slow: it re-runs the reference validators, so the message
 are identical by construction.
 """
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
-from cpython.dict cimport PyDict_Check, PyDict_GetItem
+from cpython.dict cimport PyDict_Check, PyDict_Next
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_Check
 from cpython.list cimport PyList_Check, PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.long cimport PyLong_AsDouble, PyLong_AsLongLongAndOverflow, PyLong_Check
 from cpython.object cimport PyObject
+from cpython.unicode cimport (PyUnicode_1BYTE_KIND, PyUnicode_Check, PyUnicode_DATA,
+                              PyUnicode_GET_LENGTH, PyUnicode_KIND)
 from cpython.tuple cimport PyTuple_Check, PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from libc.math cimport NAN, isfinite, rint
 from libc.stdint cimport INT64_MAX, int64_t
 from libc.stdlib cimport free, realloc
-from libc.string cimport memcpy, memmove, strcmp
+from libc.string cimport memcmp, memmove
 
 import operator
 import sys
@@ -153,6 +155,41 @@ cdef inline int number(object value, double* out) except -1:
             return 2
         return 0
     return 1
+
+
+cdef enum:
+    F_SIDE = 1
+    F_PRICE = 2
+    F_SIZE = 4
+
+cdef str _K_SIDE = "side"
+cdef str _K_PRICE = "price"
+cdef str _K_SIZE = "size"
+
+
+cdef inline int change_field(PyObject* key) noexcept:
+    """Which of side/price/size a change-dict key is (0: another key). Same matching as a
+    dict lookup by those names: identity first (interned keys), then the text."""
+    cdef Py_ssize_t n
+    cdef const char* data
+    if key == <PyObject*>_K_SIDE:
+        return F_SIDE
+    if key == <PyObject*>_K_PRICE:
+        return F_PRICE
+    if key == <PyObject*>_K_SIZE:
+        return F_SIZE
+    if not PyUnicode_Check(<object>key) or PyUnicode_KIND(<object>key) != PyUnicode_1BYTE_KIND:
+        return 0
+    n = PyUnicode_GET_LENGTH(<object>key)
+    data = <const char*>PyUnicode_DATA(<object>key)
+    if n == 4:
+        if memcmp(data, b"side", 4) == 0:
+            return F_SIDE
+        if memcmp(data, b"size", 4) == 0:
+            return F_SIZE
+    elif n == 5 and memcmp(data, b"price", 5) == 0:
+        return F_PRICE
+    return 0
 
 
 cdef inline Py_ssize_t count_arg(object n, Py_ssize_t available) except -2:
@@ -384,7 +421,13 @@ cdef class Book:
         cdef Py_ssize_t n, i
         cdef bint is_list = PyList_Check(changes)
         cdef PyObject* item
-        cdef PyObject* field
+        cdef PyObject* k
+        cdef PyObject* v
+        cdef PyObject* side_obj = NULL
+        cdef PyObject* price_obj = NULL
+        cdef PyObject* size_obj = NULL
+        cdef Py_ssize_t pos
+        cdef int f, seen
         cdef object change, side
         cdef double price = 0.0, size = 0.0
         cdef int64_t key = 0
@@ -399,10 +442,21 @@ cdef class Book:
             change = <object>item
             if not PyDict_Check(change):
                 _raise_changes(self, changes)
-            field = PyDict_GetItem(change, "side")
-            if field == NULL:
+            # One pass over the (small) dict beats three hashed lookups.
+            pos = 0
+            seen = 0
+            while PyDict_Next(change, &pos, &k, &v):
+                f = change_field(k)
+                if f == F_SIDE:
+                    side_obj = v
+                elif f == F_PRICE:
+                    price_obj = v
+                elif f == F_SIZE:
+                    size_obj = v
+                seen |= f
+            if seen != F_SIDE | F_PRICE | F_SIZE:
                 _raise_changes(self, changes)
-            side = <object>field
+            side = <object>side_obj
             if not isinstance(side, str):
                 _raise_changes(self, changes)
             if side == "bid":
@@ -411,11 +465,9 @@ cdef class Book:
                 side_index = SIDE_ASK
             else:
                 _raise_changes(self, changes)
-            field = PyDict_GetItem(change, "price")
-            if field == NULL or number(<object>field, &price) != 0 or not price_to_key(price, &key):
+            if number(<object>price_obj, &price) != 0 or not price_to_key(price, &key):
                 _raise_changes(self, changes)
-            field = PyDict_GetItem(change, "size")
-            if field == NULL or number(<object>field, &size) != 0 or not size_ok(size):
+            if number(<object>size_obj, &size) != 0 or not size_ok(size):
                 _raise_changes(self, changes)
             self._ops[i].side = side_index
             self._ops[i].key = -key if side_index == SIDE_BID else key

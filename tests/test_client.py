@@ -489,3 +489,17 @@ async def test_client_validation() -> None:
             assert client.connected
             frames = await quiesce(client, srv)
             check_books(client, frames)
+
+
+async def test_the_book_checker_catches_a_wrong_valid_book() -> None:
+    # Guard against a vacuous check: a tampered valid book must be caught.
+    async with LocalServer(server_config(markets=2)) as srv:
+        async with make_client(srv) as client:
+            sels = selectors(srv, 2)
+            await client.subscribe(sels, timeout=5)
+            frames = await settle_and_check(client, srv)
+            book = client.book(sels[0]["parsec_id"], sels[0]["outcome"])
+            price, size = book.bids()[0]
+            book.set_level("bid", price, size + 1.0)
+            with pytest.raises(AssertionError, match="bids differ"):
+                check_books(client, frames)

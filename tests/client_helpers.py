@@ -3,6 +3,7 @@ comparing the client's books with what the server's recorder says a correct clie
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -107,3 +108,39 @@ async def wait_for(predicate: Any, timeout: float = 5.0, interval: float = 0.02)
         if loop.time() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(interval)
+
+
+class ThreadedServer:
+    """A LocalServer on its own event loop in a thread, so that a client blocking its own loop
+    really stops reading while the server keeps writing (in-process servers share the loop).
+    Only read its state, and call ``pause_stream``/``resume_stream`` (flags), from the test."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self._ready = threading.Event()
+        self.srv: LocalServer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+
+    def _main(self) -> None:
+        async def body() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            async with LocalServer(self.config) as srv:
+                self.srv = srv
+                self._ready.set()
+                await self._stop.wait()
+        asyncio.run(body())
+
+    def __enter__(self) -> LocalServer:
+        self._thread = threading.Thread(target=self._main, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(5) or self.srv is None:
+            raise RuntimeError("threaded server did not start")
+        return self.srv
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._loop is not None and self._stop is not None and self._thread is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(5)

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from picows import WSListener, ws_create_server
 
-from client_helpers import (assert_control_rate, check_books, make_client, quiesce, selectors,
-                            server_config, settle_and_check, wait_for)
+from client_helpers import (ThreadedServer, assert_control_rate, check_books, make_client, quiesce,
+                            selectors, server_config, settle_and_check, wait_for)
 from parsec_fast import AuthenticationError, Client, SubscriptionLimitError
 from parsec_fast.client_events import (BookInvalid, BookRecovered, Connected, Disconnected,
                                        EventsDropped, Reconnecting, SubscriptionFailed, kind_of)
@@ -133,30 +133,34 @@ async def test_many_resyncs_are_coalesced_into_one_unsubscribe_and_subscribe() -
 
 
 async def test_slow_reader_is_reported_and_recovered() -> None:
+    # The server runs in its own thread: while the client's loop is blocked (a slow callback),
+    # the server keeps writing and its send buffer grows.
     config = server_config(markets=6, rate=20_000.0, so_sndbuf=16 * 1024,
-                           soft_buffer_limit=32 * 1024, hard_buffer_limit=128 * 1024,
+                           soft_buffer_limit=32 * 1024, hard_buffer_limit=4 * 1024 * 1024,
                            disconnect_buffer_limit=None)
-    async with LocalServer(config) as srv:
-        async with make_client(srv, dead_after=50.0) as client:
+    with ThreadedServer(config) as srv:
+        async with make_client(srv, dead_after=100.0) as client:
             log = EventLog(client)
             await client.subscribe(selectors(srv, 6), depth=50, timeout=5)
-            (conn,) = await srv.wait_for_connections(1)
-            # Block the event loop in a callback: the client stops reading the socket.
-            blocked = {"done": False}
+            (conn,) = srv.connections
+            block = {"seconds": 0.3}
 
-            def stall(ev: Any) -> None:
-                if not blocked["done"]:
-                    blocked["done"] = True
-                    time.sleep(0.6)
-            client.on("book_updated", stall)
-            await wait_for(lambda: conn.overload_events >= 1 or client.metrics.slow_reader >= 1, 5)
-            client.off("book_updated", stall)
+            def slow_callback(ev: Any) -> None:
+                seconds, block["seconds"] = block["seconds"], 0.0
+                time.sleep(seconds)
+            client.on("book_updated", slow_callback)
+            # 1. A short stall: past the soft limit -> slow_reader, books stay valid.
             await wait_for(lambda: client.metrics.slow_reader >= 1, 5)
             assert log.kinds()["slow_reader"] >= 1
-            srv.resume_stream()
+            # 2. A long stall: past the hard limit -> resync_required for every book, which
+            #    the client answers with ONE unsubscribe + ONE subscribe.
+            t0 = time.monotonic()
+            while not conn.overload_events and time.monotonic() - t0 < 8:
+                time.sleep(0.05)   # blocks this loop: the client reads nothing meanwhile
+            assert conn.overload_events >= 1
+            await wait_for(lambda: client.metrics.coalesced_resyncs >= 1, 8)
+            assert sum(e.reason == "resync_required" for e in log.of(BookInvalid)) >= 6
             await settle_and_check(client, srv, timeout=10)
-            if conn.overload_events:
-                assert any(e.reason == "resync_required" for e in log.of(BookInvalid))
             assert_control_rate(client)
 
 
@@ -267,7 +271,8 @@ async def test_reconnect_false_raises_connection_error() -> None:
 async def test_rate_limited_control_messages_are_retried() -> None:
     # The server allows 1 control message per second; the client sends up to 3: some get 3001.
     async with LocalServer(server_config(markets=8, control_rate=1)) as srv:
-        async with make_client(srv) as client:
+        # A long request_timeout: only the 3001 handling can bring the refused messages back.
+        async with make_client(srv, request_timeout=60.0) as client:
             log = EventLog(client)
             sels = selectors(srv, 8)
             await client.subscribe(sels[:2], timeout=5)

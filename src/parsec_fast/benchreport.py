@@ -1,0 +1,319 @@
+"""Reporting for ``parsec-fast bench``: machine description, chart, headline and RESULTS.md.
+
+Input is the combined results (``bench/out/results.json``): ``{"meta", "suites": {name: the
+suite's own JSON}, ...}``. The book and e2e suites have known layouts; for any other suite the
+report falls back to generic tables (every ``{contender: {metric: value}}`` mapping it finds),
+so a suite can change its JSON without breaking the report.
+"""
+from __future__ import annotations
+
+import math
+import os
+import platform
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+__all__ = ["machine", "render_chart", "headline", "results_markdown"]
+
+PACKAGES = ("parsec_fast", "picows", "orjson", "uvloop", "Cython", "numpy", "parsec-api",
+            "websockets", "order-book", "sortedcontainers", "msgspec", "rich", "matplotlib")
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, cores, Python, package versions, commit, time and load."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                cpu = line.split(":", 1)[1].strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=10,
+                                cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # pragma: no cover
+        load = []
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "implementation": platform.python_implementation(), "platform": platform.platform(),
+            "packages": versions, "commit": commit, "loadavg_at_start": load,
+            "time": time.strftime("%Y-%m-%d %H:%M:%S %z")}
+
+
+# ── extraction ───────────────────────────────────────────────────────────────────────────────────
+
+
+def _book_rows(data: dict[str, Any], depth: str = "50") -> list[tuple[str, float]]:
+    """(contender, median ns/delta) at one depth, fastest first."""
+    table = data.get("apply", {}).get(depth, {})
+    rows = [(k, v["median_ns"]) for k, v in table.items() if isinstance(v, dict) and "median_ns" in v]
+    return sorted(rows, key=lambda r: r[1])
+
+
+def _e2e_rows(data: dict[str, Any]) -> list[tuple[str, float]]:
+    """(contender, deltas/s), fastest first; the byte counter is left out (it is the sender)."""
+    rows = [(k, v["deltas_per_s"]) for k, v in data.get("throughput", {}).items()
+            if isinstance(v, dict) and "deltas_per_s" in v and k != "count-bytes"]
+    return sorted(rows, key=lambda r: -r[1])
+
+
+def _tables(data: Any, path: str = "") -> list[tuple[str, dict[str, dict[str, Any]]]]:
+    """Every ``{name: {metric: scalar, ...}}`` mapping in a suite's JSON, with its path."""
+    found: list[tuple[str, dict[str, dict[str, Any]]]] = []
+    if not isinstance(data, dict) or path.endswith("meta"):
+        return found
+    rows = {k: v for k, v in data.items() if isinstance(v, dict)
+            and any(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v.values())}
+    if rows and len(rows) >= max(1, len(data) // 2):
+        found.append((path or "(top)", rows))
+    for key, value in data.items():
+        if isinstance(value, dict) and key not in rows:
+            found.extend(_tables(value, f"{path}.{key}" if path else key))
+    return found
+
+
+def _generic_rows(data: dict[str, Any]) -> tuple[str, list[tuple[str, float]]] | None:
+    """The first table with a time-like (``*_ns``) or size-like (``*bytes*``) metric."""
+    for path, rows in _tables(data):
+        metrics = [m for r in rows.values() for m, v in r.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        for wanted in ("median_ns", "ns", "bytes_per_book", "bytes", "rss"):
+            metric = next((m for m in metrics if wanted in m), None)
+            if metric is not None:
+                pairs = [(k, float(r[metric])) for k, r in rows.items()
+                         if isinstance(r.get(metric), (int, float))]
+                return f"{path}: {metric}", sorted(pairs, key=lambda p: p[1])
+    return None
+
+
+# ── chart ────────────────────────────────────────────────────────────────────────────────────────
+
+
+def render_chart(combined: dict[str, Any], path: Path) -> str | None:
+    """Draw one small PNG with a panel per suite; returns None, or a note when it was skipped."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "chart skipped: matplotlib is not installed (pip install -e .[bench])"
+    suites = combined.get("suites", {})
+    panels: list[tuple[str, list[tuple[str, float]], str]] = []
+    book = suites.get("book", {})
+    if _book_rows(book):
+        panels.append(("book apply, depth 50 (ns/delta, lower is better)", _book_rows(book), "ns"))
+    for name in ("parse", "memory"):
+        data = suites.get(name)
+        if isinstance(data, dict) and "error" not in data:
+            generic = _generic_rows(data)
+            if generic is not None and generic[1]:
+                panels.append((f"{name} — {generic[0]}", generic[1], ""))
+    e2e = suites.get("e2e", {})
+    if _e2e_rows(e2e):
+        panels.append(("end to end over loopback (deltas/s, higher is better)", _e2e_rows(e2e), "/s"))
+    if not panels:
+        return "chart skipped: no suite produced figures"
+    fig, axes = plt.subplots(len(panels), 1, figsize=(7.5, 1.0 + 1.45 * len(panels)), dpi=80,
+                             squeeze=False)
+    for ax, (title, rows, unit) in zip(axes[:, 0], panels):
+        names = [r[0] for r in rows][::-1]
+        values = [r[1] for r in rows][::-1]
+        colors = ["#d62728" if ("sdk" in n.lower() and "compat" not in n.lower()) else
+                  "#1f77b4" if ("native" in n or "parsec_fast.Book" in n) else "#7f7f7f"
+                  for n in names]
+        ax.barh(names, values, color=colors)
+        if values and min(values) > 0 and max(values) / min(values) > 20:
+            ax.set_xscale("log")
+        ax.set_title(title, fontsize=9, loc="left")
+        ax.tick_params(labelsize=7)
+        for y, v in enumerate(values):
+            ax.text(v, y, " " + _short(v) + unit, va="center", fontsize=7)
+        ax.margins(x=0.25)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return None
+
+
+def _short(x: float) -> str:
+    if x >= 1e6:
+        return f"{x / 1e6:.2f}M"
+    if x >= 1e4:
+        return f"{x / 1e3:.0f}k"
+    if x >= 100:
+        return f"{x:.0f}"
+    return f"{x:.3g}"
+
+
+# ── text ─────────────────────────────────────────────────────────────────────────────────────────
+
+
+def headline(combined: dict[str, Any]) -> list[str]:
+    """A few lines with the key figures (printed after a run)."""
+    lines = []
+    suites = combined.get("suites", {})
+    rows = _book_rows(suites.get("book", {}))
+    if rows:
+        lines.append("book apply @50: " + ", ".join(f"{k} {v:.0f} ns" for k, v in rows[:3]))
+    e2e = suites.get("e2e", {})
+    for key, t in e2e.get("targets", {}).items():
+        mark = "met" if t["met"] else "MISSED" if t["met"] is False else "n/a"
+        lines.append(f"target {t['what']}: {t['value']} -> {mark}")
+    return lines
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool):
+        return "yes" if v else "**NO**"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "-"
+        if abs(v) >= 1000:
+            return f"{v:,.0f}"
+        return f"{v:.3g}" if abs(v) < 10 else f"{v:.1f}"
+    if v is None:
+        return "-"
+    return str(v)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(_fmt(c) if not isinstance(c, str) else c for c in r) + " |"
+            for r in rows]
+    return "\n".join(out)
+
+
+def _book_md(data: dict[str, Any]) -> str:
+    parts = ["Median ns per delta (p99 in brackets) on the same seeded stream; ratio to the "
+             "fastest at that depth."]
+    depths = sorted(data.get("apply", {}), key=int)
+    names: list[str] = []
+    for d in depths:
+        names += [n for n in data["apply"][d] if n not in names]
+    rows = []
+    for n in names:
+        row = [f"`{n}`"]
+        for d in depths:
+            r = data["apply"][d].get(n)
+            row.append("-" if r is None else
+                       f"{r['median_ns']:,.0f} ({r.get('p99_ns', float('nan')):,.0f}) "
+                       f"×{r.get('ratio_to_fastest', float('nan')):.1f}"
+                       + ("" if r.get("correct", True) else " WRONG"))
+        rows.append(row)
+    parts.append(_table(["contender"] + [f"depth {d}" for d in depths], rows))
+    single = data.get("single_change", {})
+    if single:
+        parts.append("Single-change deltas, depth 50:")
+        parts.append(_table(["contender", "median ns", "p99 ns", "× fastest"],
+                            [[f"`{k}`", v.get("median_ns"), v.get("p99_ns"),
+                              v.get("ratio_to_fastest")] for k, v in single.items()]))
+    top = data.get("top_of_book", {})
+    if top:
+        parts.append("Top-of-book read (best bid + best ask):")
+        parts.append(_table(["contender", "ns per read"],
+                            [[f"`{k}`", v.get("read_ns")] for k, v in top.items()]))
+    if data.get("skipped"):
+        parts.append("Skipped: " + "; ".join(f"{k}: {v}" for k, v in data["skipped"].items()))
+    return "\n\n".join(parts)
+
+
+def _e2e_md(data: dict[str, Any]) -> str:
+    meta = data.get("meta", {})
+    parts = [f"{meta.get('books')} books at depth {meta.get('depth')}, blasts of "
+             f"{_fmt(meta.get('deltas_fast'))} deltas ({_fmt(meta.get('deltas_slow'))} for the "
+             f"SDK and compat: a prefix of the same stream) × {meta.get('repeats')}, median; "
+             f"client pinned to CPU {meta.get('client_cpu')}, server process to CPU "
+             f"{meta.get('server_cpu')}."]
+    rows = []
+    for name, r in data.get("throughput", {}).items():
+        if "error" in r:
+            rows.append([f"`{name}`", "error", "-", "-", r["error"][:60]])
+            continue
+        books = "-" if "books_checked" not in r else \
+            f"{r['books_checked'] - r['books_mismatched']}/{r['books_checked']} exact"
+        rows.append([f"`{name}`", r["deltas_per_s"], r.get("ratio_to_sdk"), books,
+                     r.get("label", "")])
+    parts.append(_table(["contender", "deltas/s", "× SDK", "final books", "what"], rows))
+    if data.get("skipped"):
+        parts.append("Skipped: " + "; ".join(f"`{k}`: {v}" for k, v in data["skipped"].items()))
+    paced = data.get("paced", {})
+    if paced:
+        parts.append("Paced run (frame-to-apply latency in µs, in-process: from the start of the "
+                     "read batch to the end of the frame's apply; sampled):")
+        parts.append(_table(["contender", "deltas/s applied", "p50 µs", "p90 µs", "p99 µs"],
+                            [[f"`{k}`", v.get("deltas_per_s"), v.get("latency_p50_us"),
+                              v.get("latency_p90_us"), v.get("latency_p99_us")]
+                             for k, v in paced.items() if "error" not in v]))
+    targets = data.get("targets", {})
+    if targets:
+        parts.append(_table(["target", "measured", "met"],
+                            [[t["what"], t["value"], "n/a" if t["met"] is None else
+                              ("yes" if t["met"] else "**no**")] for t in targets.values()]))
+    return "\n\n".join(parts)
+
+
+def _generic_md(data: dict[str, Any]) -> str:
+    parts = []
+    for path, rows in _tables(data)[:6]:
+        metrics: list[str] = []
+        for r in rows.values():
+            metrics += [m for m, v in r.items() if m not in metrics and m != "label"
+                        and isinstance(v, (int, float, bool, str)) and len(str(v)) < 40]
+        metrics = metrics[:7]
+        parts.append(f"`{path}`:")
+        parts.append(_table(["name"] + metrics,
+                            [[f"`{k}`"] + [r.get(m) for m in metrics] for k, r in rows.items()]))
+    return "\n\n".join(parts) or "(no tabular figures in this suite's JSON)"
+
+
+def results_markdown(combined: dict[str, Any], *, has_chart: bool) -> str:
+    """The text of ``bench/RESULTS.md``."""
+    meta = combined.get("meta", {})
+    pk = meta.get("packages", {})
+    lines = ["# Benchmark results", "",
+             "Generated by `parsec-fast bench` (do not edit by hand; rerun to update).", "",
+             "## Reproduce", "", "```sh", "pip install -e .[bench]",
+             combined.get("argv", "parsec-fast bench --update-results"), "```", ""]
+    if combined.get("commands"):
+        lines += ["Each suite as it was run:", "", "```sh"]
+        lines += [c for c in combined["commands"].values()] + ["```", ""]
+    lines += ["## Machine", "",
+              f"- CPU: {meta.get('cpu')}, {meta.get('cores')} cores "
+              f"(load average at start: {', '.join(map(str, meta.get('loadavg_at_start', [])))})",
+              f"- Python {meta.get('python')} ({meta.get('implementation')}), "
+              f"{meta.get('platform')}",
+              "- Packages: " + ", ".join(f"{k} {v}" for k, v in pk.items()),
+              f"- Commit {meta.get('commit')}, {meta.get('time')}", ""]
+    if combined.get("quick"):
+        lines += ["**Quick mode: tiny runs, figures are not meaningful.**", ""]
+    if has_chart:
+        lines += ["![benchmark chart](results.png)", ""]
+    titles = {"book": "Suite 1: book apply", "parse": "Suite 2: parse + apply",
+              "e2e": "Suite 3: end to end over loopback", "memory": "Suite 4: memory and scale"}
+    for name, data in combined.get("suites", {}).items():
+        lines += [f"## {titles.get(name, name)}", ""]
+        if "error" in data:
+            lines += [f"Failed: {data['error']}", ""]
+            continue
+        body = _book_md(data) if name == "book" else _e2e_md(data) if name == "e2e" \
+            else _generic_md(data)
+        lines += [body, ""]
+    return "\n".join(lines)

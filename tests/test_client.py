@@ -508,3 +508,44 @@ async def test_the_book_checker_catches_a_wrong_valid_book() -> None:
             book.set_level("bid", price, size + 1.0)
             with pytest.raises(AssertionError, match="bids differ"):
                 check_books(client, frames)
+
+
+class _FragmentingServer(WSListener):
+    """Answers auth with auth_ok and one snapshot, each split into three WebSocket fragments."""
+
+    def on_ws_frame(self, transport: Any, frame: Any) -> None:
+        import orjson
+        from picows import WSMsgType
+        if frame.msg_type != WSMsgType.TEXT:
+            return
+        msg = orjson.loads(frame.get_payload_as_bytes())
+        if msg["type"] == "auth":
+            replies = [{"type": "auth_ok", "customer_id": "cust_frag"}]
+        elif msg["type"] == "subscribe":
+            replies = [{"type": "orderbook", "parsec_id": "kalshi:F", "exchange": "kalshi",
+                        "outcome": "Yes", "token_id": "", "market_id": "F",
+                        "bids": [[0.4, 1.0]], "asks": [[0.6, 2.0]], "server_seq": 5}]
+        else:
+            return
+        for reply in replies:
+            data = orjson.dumps(reply)
+            third = len(data) // 3
+            transport.send(WSMsgType.TEXT, data[:third], fin=False)
+            transport.send(WSMsgType.CONTINUATION, data[third:2 * third], fin=False)
+            transport.send(WSMsgType.CONTINUATION, data[2 * third:], fin=True)
+
+
+@pytest.mark.parametrize("recording", [False, True])
+async def test_fragmented_messages_are_reassembled(tmp_path: Any, recording: bool) -> None:
+    server = await ws_create_server(lambda request: _FragmentingServer(), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    record_path = str(tmp_path / "rec.pfr") if recording else None
+    try:
+        async with Client(f"ws://127.0.0.1:{port}/ws", api_key="demo", open_timeout=3,
+                          record_path=record_path) as client:
+            assert client.customer_id == "cust_frag"
+            await client.subscribe("kalshi:F", timeout=3)
+            assert client.book("kalshi:F").bids() == [(0.4, 1.0)]
+            assert client.connection_frames == 2
+    finally:
+        server.close()

@@ -969,6 +969,7 @@ class Client:
             now = time.monotonic()
             built = self._next_control(now)
             if built is None:
+                await asyncio.sleep(0)
                 continue
             kind, frame, op = built
             if not self._limiter.try_acquire():  # pragma: no cover - wait() just said free

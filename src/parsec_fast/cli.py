@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -543,11 +544,23 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise CliError(f"{path}: no such file")
     try:
         replayer = Replayer(path, parser=args.parser)
+        # A recording ends with the client's disconnect, which invalidates every book: count
+        # the books that were valid up to that point.
+        valid_books: set[tuple[str, str]] = set()
+
+        def on_state(sub: Any, what: str, reason: str) -> None:
+            key = (sub.parsec_id, sub.outcome)
+            if what == "recovered":
+                valid_books.add(key)
+            elif what == "invalid" and reason != "disconnected":
+                valid_books.discard(key)
+
+        replayer.handler.on_book_state = on_state
         stats = replayer.run(speed=None if args.fast else args.speed)
     except ValueError as exc:
         raise CliError(f"{path}: {exc}") from None
     subs = replayer.handler.subscriptions()
-    valid = sum(1 for s in subs if s.book.is_valid)
+    valid = sum(1 for s in subs if (s.parsec_id, s.outcome) in valid_books)
     h = stats.handler_stats
     result = {"frames": stats.frames, "bytes": stats.bytes, "elapsed_s": stats.elapsed_s,
               "frames_per_s": stats.frames_per_s, "recorded_span_s": stats.recorded_span_s,
@@ -560,7 +573,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
           f"recorded) in {stats.elapsed_s:.3f} s = {stats.frames_per_s:,.0f} frames/s "
           f"[{result['parser']}]; snapshots {result['snapshots']}, deltas applied "
           f"{result['deltas_applied']:,}, gaps {result['gaps']}, rejected {result['rejected']}; "
-          f"books valid at the end {valid}/{len(subs)}", flush=True)
+          f"books valid at the end of the session {valid}/{len(subs)}", flush=True)
     if stats.error:
         print(f"warning: {stats.error} (the records before it were replayed)", file=sys.stderr)
     if args.json_summary:
@@ -821,6 +834,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     args.argv = argv
+    if not os.environ.get("PARSEC_FAST_DEBUG"):
+        # The view and the summary report what the library logs as warnings.
+        logging.getLogger("parsec_fast").setLevel(logging.ERROR)
     try:
         if args.is_async:
             from .client import run

@@ -43,6 +43,9 @@ class Subscription:
         """Why the book is invalid: "no_snapshot", "gap", "resync_required", "needs_refresh",
         "rejected", "seq_conflict", "disconnected"; None while valid."""
     @property
+    def last_error(self) -> str | None:
+        """Message of the last BookDataError / ProtocolError that invalidated this book."""
+    @property
     def trustworthy(self) -> bool:
         """Valid book, fresh (server and local), feed healthy."""
     def why_not(self) -> str | None:
@@ -96,5 +99,5 @@ class FeedHandler:
         """Update local staleness of every subscription (calls on_book_state on changes)."""
     @property
     def stats(self) -> dict[str, int]:
-        """frames, bytes, native_frames, fallback_frames, snapshots, deltas_applied, duplicates,
-        gaps, dropped, no_snapshot, rejected, unrouted, protocol_errors, activity."""
+        """frames, bytes, native_frames, orjson_frames, snapshots, deltas_applied, duplicates,
+        gaps, dropped, no_snapshot, rejected, unrouted, protocol_errors, activity, slow_reader."""

@@ -119,7 +119,7 @@ def render_chart(combined: dict[str, Any], path: Path) -> str | None:
         panels.append(("book apply, depth 50 (ns/delta, lower is better)", _book_rows(book), "ns"))
     for name in ("parse", "memory"):
         data = suites.get(name)
-        if isinstance(data, dict) and "error" not in data:
+        if isinstance(data, dict) and "error" not in data and "skipped" not in data:
             generic = _generic_rows(data)
             if generic is not None and generic[1]:
                 panels.append((f"{name} — {generic[0]}", generic[1], ""))
@@ -249,9 +249,14 @@ def _e2e_md(data: dict[str, Any]) -> str:
             continue
         books = "-" if "books_checked" not in r else \
             f"{r['books_checked'] - r['books_mismatched']}/{r['books_checked']} exact"
-        rows.append([f"`{name}`", r["deltas_per_s"], r.get("ratio_to_sdk"), books,
-                     r.get("label", "")])
-    parts.append(_table(["contender", "deltas/s", "× SDK", "final books", "what"], rows))
+        rows.append([f"`{name}`", r["deltas_per_s"], r.get("ratio_to_sdk"),
+                     r.get("deltas_per_cpu_s"), books, r.get("label", "")])
+    parts.append(_table(["contender", "deltas/s (wall)", "× SDK", "deltas per client CPU-s",
+                         "final books", "what"], rows))
+    parts.append("`deltas/s (wall)`: frames written ÷ (last book at its final seq − server's "
+                 "first write). `deltas per client CPU-s`: frames ÷ the client process's "
+                 "user+system CPU time over the same run — what one dedicated core would "
+                 "sustain; it is the fairer figure when other processes share the cores.")
     if data.get("skipped"):
         parts.append("Skipped: " + "; ".join(f"`{k}`: {v}" for k, v in data["skipped"].items()))
     paced = data.get("paced", {})
@@ -310,8 +315,9 @@ def results_markdown(combined: dict[str, Any], *, has_chart: bool) -> str:
               "e2e": "Suite 3: end to end over loopback", "memory": "Suite 4: memory and scale"}
     for name, data in combined.get("suites", {}).items():
         lines += [f"## {titles.get(name, name)}", ""]
-        if "error" in data:
-            lines += [f"Failed: {data['error']}", ""]
+        if "error" in data or "skipped" in data:
+            lines += [f"Failed: {data['error']}" if "error" in data else
+                      f"Not run: {data['skipped']}", ""]
             continue
         body = _book_md(data) if name == "book" else _e2e_md(data) if name == "e2e" \
             else _generic_md(data)

@@ -627,7 +627,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         path = bench_dir / script
         json_path = out_dir / f"{name}.json"
         if not path.is_file():
-            results[name] = {"error": f"{script} not found"}
+            results[name] = {"skipped": f"bench/{script} not found"}
             return
         cmd = [sys.executable, str(path), "--json", str(json_path)]
         if args.quick:
@@ -664,7 +664,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
             print(f"[{i}/{len(suites)}] {name}: {SUITES[name][1]} ...", flush=True)
             t0 = time.monotonic()
             run_suite(name)
-            status = "error: " + results[name]["error"] if "error" in results[name] else "ok"
+            r = results[name]
+            status = "error: " + r["error"] if "error" in r else \
+                "skipped: " + r["skipped"] if "skipped" in r else "ok"
             print(f"[{i}/{len(suites)}] {name}: {status} ({time.monotonic() - t0:.1f} s)",
                   flush=True)
     combined = {"meta": benchreport.machine(), "quick": args.quick, "commands": commands,

@@ -49,6 +49,11 @@ Differences from parsec_api.streaming (each one only removes a bug; see the note
    ``error(WsError(code=2001, ...))`` and not registered; ``depth`` is clamped to 1..100. A
    market the server refuses (e.g. 2002) is reported through ``error`` and is not re-sent on
    reconnect.
+
+Performance (``bench/bench_compat.py``: loopback, 50-level book, server in another process):
+with no ``orderbook`` handler (reading ``get_book``) no payload is ever built and a delta costs
+the engine plus one substring test; with a handler, each accepted delta costs one
+``orjson.loads`` and one payload whose level lists are built only when read or kept.
 """
 from __future__ import annotations
 
@@ -56,6 +61,7 @@ import asyncio
 import inspect
 import logging
 import sys
+import types
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, List, Optional, Union
@@ -71,6 +77,8 @@ __all__ = ["ParsecWebSocket", "OrderbookSnapshot", "StreamingOrderbookLevel", "A
            "WsError", "MarketSubscription", "ws_url", "ws"]
 
 logger = logging.getLogger("parsec_fast.compat")
+
+_CoroutineType = types.CoroutineType
 
 EVENTS = ("orderbook", "activity", "error", "connected", "disconnected", "reconnecting",
           "slow_reader", "heartbeat")
@@ -153,6 +161,8 @@ class MarketSubscription:
     depth: Optional[int] = None
 
 
+_loads = orjson.loads
+_new_live = object.__new__
 _SNAPSHOT_FIELDS = tuple(f.name for f in fields(OrderbookSnapshot))
 
 
@@ -175,7 +185,7 @@ class _LiveOrderbookSnapshot(OrderbookSnapshot):
         d = self.__dict__
         book = d.pop("_book", None)
         if book is None:
-            return
+            return  # already built (or never lazy)
         level = StreamingOrderbookLevel
         d["bids"] = [level(p, s) for p, s in book.bids()]
         d["asks"] = [level(p, s) for p, s in book.asks()]
@@ -212,12 +222,13 @@ def ws(api_key: str, base_url: str = "https://api.parsecapi.com",
 
 def _mid_spread(book: Any) -> tuple[float, float]:
     """The SDK's arithmetic: mid of both bests, else the one side's best (or 0.0); spread
-    ``abs(ask - bid)`` when both sides exist, else 0.0."""
-    bb = book.best_bid_price if book.level_count("bid") else 0.0
-    ba = book.best_ask_price if book.level_count("ask") else 0.0
+    ``abs(ask - bid)`` when both sides exist, else 0.0. (Best prices are NaN for an empty
+    side, and NaN > 0 is false; real prices are > 0.)"""
+    bb = book.best_bid_price
+    ba = book.best_ask_price
     if bb > 0 and ba > 0:
         return (bb + ba) / 2, abs(ba - bb)
-    return (bb or ba), 0.0
+    return (bb if bb > 0 else ba if ba > 0 else 0.0), 0.0
 
 
 def _okey(outcome: str) -> str:
@@ -231,10 +242,11 @@ def _sdk_key(parsec_id: str, outcome: Optional[str]) -> str:
 class _Meta:
     """Snapshot metadata of one book (the engine keeps only levels and states)."""
 
-    __slots__ = ("outcome", "exchange", "token_id", "market_id", "title", "tick_size",
-                 "last_emitted")
+    __slots__ = ("book", "outcome", "exchange", "token_id", "market_id", "title", "tick_size",
+                 "last_emitted", "template")
 
-    def __init__(self, msg: dict[str, Any]) -> None:
+    def __init__(self, book: Any, msg: dict[str, Any]) -> None:
+        self.book = book  # the engine's live Book of this subscription
         self.outcome = msg.get("outcome", "")
         self.exchange = msg.get("exchange", "")
         self.token_id = msg.get("token_id", "")
@@ -242,6 +254,15 @@ class _Meta:
         self.title = msg.get("title")
         self.tick_size = msg.get("tick_size")
         self.last_emitted = -1
+        # Payload fields in the dataclass's order; the per-frame ones are overwritten (copying
+        # this is cheaper than building an 18-key dict per frame).
+        self.template = {
+            "parsec_id": msg.get("parsec_id", ""), "outcome": self.outcome,
+            "exchange": self.exchange, "token_id": self.token_id, "market_id": self.market_id,
+            "title": self.title, "_book": book, "mid_price": 0.0, "spread": 0.0,
+            "tick_size": self.tick_size, "kind": "delta", "server_seq": 0,
+            "feed_state": "healthy", "book_state": "fresh", "stale_after_ms": 0,
+            "exchange_ts_ms": None, "ingest_ts_ms": None}
 
 
 async def _finish(coro: Any, yielded: Any) -> None:
@@ -288,7 +309,10 @@ class ParsecWebSocket:
         self._subscriptions: dict[str, MarketSubscription] = {}
         self._handlers: dict[str, list[Callable[..., Any]]] = {e: [] for e in EVENTS}
         self._client: Optional[Client] = None
-        self._meta: dict[tuple[str, str], _Meta] = {}
+        self._meta: dict[tuple[str, str], _Meta] = {}  # by (parsec_id, folded outcome)
+        # Hot-path cache: (parsec_id, outcome as the server spells it) -> _Meta.
+        self._routes: dict[tuple[Any, Any], _Meta] = {}
+        self._orderbook_handlers = self._handlers["orderbook"]  # the same list object
         self._closed_event: Optional[asyncio.Event] = None
         self._intentional_close = False
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -317,10 +341,12 @@ class ParsecWebSocket:
     def _emit(self, event: str, *args: Any) -> None:
         """Run the handlers of ``event`` now, in order. Coroutines are driven inline until they
         finish or really suspend (then they continue as a task)."""
-        for fn in list(self._handlers[event]):
+        for fn in tuple(self._handlers[event]):  # a handler may call off()
             try:
                 result = fn(*args)
-                if inspect.iscoroutine(result):
+                if result is None:
+                    continue
+                if type(result) is _CoroutineType:
                     try:
                         yielded = result.send(None)
                     except StopIteration:
@@ -401,6 +427,8 @@ class ParsecWebSocket:
             self._emit("error", WsError(message=str(exc)))
             raise
         self._client = client
+        self._meta.clear()
+        self._routes.clear()
         self._last_engine_event = ""
         self._state = "authenticating"
         try:
@@ -446,6 +474,7 @@ class ParsecWebSocket:
             task.cancel()
         self._subscriptions.clear()
         self._meta.clear()
+        self._routes.clear()
         if self._closed_event is not None:
             self._closed_event.set()
         self._emit("disconnected", "Client closed")
@@ -525,20 +554,20 @@ class ParsecWebSocket:
 
     def _on_frame(self, payload: bytes) -> None:
         """Every text frame, after the engine applied it: snapshot metadata always, and the
-        per-frame ``orderbook`` event when someone listens."""
+        per-frame ``orderbook`` event when someone listens. Never raises."""
         try:
             if b'"orderbook"' in payload:
-                msg = orjson.loads(payload)
+                msg = _loads(payload)
                 if type(msg) is dict and msg.get("type") == "orderbook":
-                    self._on_book_frame(msg, True)
-            elif self._handlers["orderbook"] and b'"orderbook_delta"' in payload:
-                msg = orjson.loads(payload)
+                    self._on_snapshot(msg)
+            elif self._orderbook_handlers and b'"orderbook_delta"' in payload:
+                msg = _loads(payload)
                 if type(msg) is dict and msg.get("type") == "orderbook_delta":
-                    self._on_book_frame(msg, False)
-        except Exception:  # a bad frame is the engine's business (it counted it); never raise
+                    self._on_delta(msg)
+        except Exception:  # a bad frame is the engine's business (it counted it)
             logger.debug("compat: frame not handled", exc_info=True)
 
-    def _on_book_frame(self, msg: dict[str, Any], snapshot: bool) -> None:
+    def _on_snapshot(self, msg: dict[str, Any]) -> None:
         client = self._client
         parsec_id = msg.get("parsec_id")
         outcome = msg.get("outcome")
@@ -551,36 +580,78 @@ class ParsecWebSocket:
             return  # not subscribed: the engine dropped it
         book = sub.book
         seq = msg.get("server_seq", 0)
-        # Applied only if the book is valid and now at this frame's seq (a dropped duplicate
-        # or gap leaves it elsewhere or invalid).
         if not book.is_valid or book.seq != seq:
+            return  # rejected (bad data, needs_refresh): a resync is on its way
+        meta = _Meta(book, msg)
+        self._meta[(parsec_id, _okey(outcome))] = meta
+        self._routes[(parsec_id, msg.get("outcome"))] = meta
+        self._publish(msg, meta, "snapshot", seq)
+
+    def _on_delta(self, msg: dict[str, Any]) -> None:
+        # The hot path with an "orderbook" handler: kept in one function on purpose.
+        meta = self._routes.get((msg.get("parsec_id"), msg.get("outcome")))
+        if meta is None:
+            return  # no snapshot yet (or not subscribed)
+        seq = msg.get("server_seq", 0)
+        book = meta.book
+        # Applied only if the book is valid and now at this frame's seq: a dropped duplicate or
+        # gap leaves it elsewhere or invalid; the SDK emits nothing for those either.
+        if seq <= meta.last_emitted or not book.is_valid or book.seq != seq:
             return
-        key = (parsec_id, _okey(outcome))
-        meta = self._meta.get(key)
-        if snapshot:
-            meta = self._meta[key] = _Meta(msg)
-        elif meta is None or seq <= meta.last_emitted:
-            return
+        self._publish(msg, meta, "delta", seq)
+
+    def _publish(self, msg: dict[str, Any], meta: _Meta, kind: str, seq: int) -> None:
         meta.last_emitted = seq
-        if not self._handlers["orderbook"]:
+        handlers = self._orderbook_handlers
+        if not handlers:
             return
-        mid, spread = _mid_spread(book)
-        payload = _LiveOrderbookSnapshot.__new__(_LiveOrderbookSnapshot)
+        book = meta.book
+        bb = book.best_bid_price  # NaN when the side is empty (NaN > 0 is false)
+        ba = book.best_ask_price
+        if bb > 0 and ba > 0:
+            mid, spread = (bb + ba) / 2, abs(ba - bb)
+        else:  # the SDK's arithmetic for a one-sided or empty book
+            mid, spread = (bb if bb > 0 else ba if ba > 0 else 0.0), 0.0
+        payload = _new_live(_LiveOrderbookSnapshot)
         g = msg.get
-        payload.__dict__.update(
-            parsec_id=parsec_id, outcome=meta.outcome, exchange=meta.exchange,
-            token_id=meta.token_id, market_id=meta.market_id, title=meta.title,
-            _book=book, mid_price=mid, spread=spread, tick_size=meta.tick_size,
-            kind="snapshot" if snapshot else "delta", server_seq=seq,
-            feed_state=g("feed_state", "healthy"), book_state=g("book_state", "fresh"),
-            stale_after_ms=g("stale_after_ms", 0), exchange_ts_ms=g("exchange_ts_ms"),
-            ingest_ts_ms=g("ingest_ts_ms"))
-        self._emit("orderbook", payload)
-        # Kept by a handler (refcount above this frame's own references)? Then freeze its
+        d = meta.template.copy()
+        d["mid_price"] = mid
+        d["spread"] = spread
+        d["kind"] = kind
+        d["server_seq"] = seq
+        d["feed_state"] = g("feed_state", "healthy")
+        d["book_state"] = g("book_state", "fresh")
+        d["stale_after_ms"] = g("stale_after_ms", 0)
+        d["exchange_ts_ms"] = g("exchange_ts_ms")
+        d["ingest_ts_ms"] = g("ingest_ts_ms")
+        payload.__dict__ = d
+        if len(handlers) == 1:  # the common case, without _emit's generality
+            fn = handlers[0]
+            try:
+                result = fn(payload)
+                if result is not None:
+                    if type(result) is _CoroutineType:
+                        try:
+                            yielded = result.send(None)
+                        except StopIteration:
+                            pass
+                        else:
+                            payload._materialize()  # it outlives this frame
+                            self._spawn(_finish(result, yielded), "orderbook")
+                    elif inspect.isawaitable(result):
+                        payload._materialize()
+                        self._spawn(result, "orderbook")
+            except Exception:
+                logger.warning("Callback error in orderbook handler", exc_info=True)
+            result = None  # a finished coroutine object holds no reference to the payload
+        else:
+            self._emit("orderbook", payload)
+        # Kept by a handler (more references than this frame's own two)? Then freeze its
         # levels now, before the next frame changes the book.
-        if sys.getrefcount(payload) > 2 and "_book" in payload.__dict__:
+        if sys.getrefcount(payload) > 2:
             payload._materialize()
-        payload.__dict__.pop("_book", None)
+        else:
+            payload.__dict__.pop("_book", None)
 
     # -- subscriptions -----------------------------------------------------------------------------
     @staticmethod
@@ -635,7 +706,9 @@ class ParsecWebSocket:
             if any((s.parsec_id, _okey(s.outcome or "Yes")) == engine_key
                    for s in self._subscriptions.values()):
                 continue
-            self._meta.pop(engine_key, None)
+            meta = self._meta.pop(engine_key, None)
+            if meta is not None:
+                self._routes = {k: m for k, m in self._routes.items() if m is not meta}
             if self._client is not None:
                 _run_sync(self._client.unsubscribe(
                     MarketSelector(parsec_id=sub.parsec_id, outcome=sub.outcome or "Yes")))

@@ -281,14 +281,24 @@ async def test_handler_errors_are_logged_and_the_next_handler_runs(
             async def boom(ob: OrderbookSnapshot) -> None:
                 raise RuntimeError("handler bug")
 
+            after_sleep: list[tuple[int, list[tuple[float, float]]]] = []
+
             @ws.on("orderbook")
             async def slow(ob: OrderbookSnapshot) -> None:
                 await asyncio.sleep(0.01)  # really suspends: continues as a task
                 calls.append(ob.kind)
+                # Read after the book moved on: still this frame's levels.
+                after_sleep.append((ob.server_seq, [(lv.price, lv.size) for lv in ob.bids]))
 
-            ws.subscribe(parsec_id=binary(srv).parsec_id)
+            pid = binary(srv).parsec_id
+            ws.subscribe(parsec_id=pid)
             await until(lambda: len(calls) >= 5)
-            assert ws.get_book(binary(srv).parsec_id) is not None
+            assert ws.get_book(pid) is not None
+            frames = srv.recorder.connections[0].frames  # type: ignore[union-attr]
+            for seq, bids in after_sleep:
+                upto = next(i for i, f in enumerate(frames)
+                            if f'"server_seq":{seq},'.encode() in f and pid.encode() in f)
+                assert bids == expected_books(frames[:upto + 1])[(pid, "Yes")].bid_levels()
         assert "Callback error in orderbook handler" in caplog.text
 
 

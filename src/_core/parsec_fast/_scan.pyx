@@ -12,8 +12,8 @@ The C interface is in ``_scan.pxd``; ``scan_to_python`` and ``FrameScanner.scan_
 ``bench_loop`` exist for tests and benchmarks only.
 """
 from libc.stdint cimport int64_t, uint64_t
-from libc.stdlib cimport realloc, free
-from libc.string cimport memcmp
+from libc.stdlib cimport malloc, realloc, free
+from libc.string cimport memcmp, memcpy
 from cpython.time cimport monotonic_ns
 
 from parsec_fast._book cimport RawChange, RawLevel, SIDE_BID, SIDE_ASK
@@ -467,6 +467,19 @@ cdef class FrameScanner:
     def scan_bytes(self, bytes data not None):
         """Scan ``data`` and return the SCAN_* code (int)."""
         return self.scan(<const char*>data, len(data))
+
+    def scan_exact(self, bytes data not None):
+        """Scan a malloc'd copy of exactly len(data) bytes (fuzzing under AddressSanitizer:
+        a read past the payload hits the redzone). Returns the SCAN_* code."""
+        cdef Py_ssize_t n = len(data)
+        cdef char* copy = <char*>malloc(n if n else 1)
+        cdef int kind
+        if copy == NULL:
+            raise MemoryError()
+        memcpy(copy, <const char*>data, n)
+        kind = self.scan(copy if n else NULL, n)
+        free(copy)
+        return kind
 
     def bench_loop(self, bytes data not None, Py_ssize_t iterations):
         """Scan ``data`` ``iterations`` times in a C loop; returns total nanoseconds."""

@@ -119,7 +119,7 @@ def render_chart(combined: dict[str, Any], path: Path) -> str | None:
         panels.append(("book apply, depth 50 (ns/delta, lower is better)", _book_rows(book), "ns"))
     for name in ("parse", "memory"):
         data = suites.get(name)
-        if isinstance(data, dict) and "error" not in data and "skipped" not in data:
+        if isinstance(data, dict) and "error" not in data and "not_run" not in data:
             generic = _generic_rows(data)
             if generic is not None and generic[1]:
                 panels.append((f"{name} — {generic[0]}", generic[1], ""))
@@ -289,8 +289,9 @@ def _generic_md(data: dict[str, Any]) -> str:
     return "\n\n".join(parts) or "(no tabular figures in this suite's JSON)"
 
 
-def results_markdown(combined: dict[str, Any], *, has_chart: bool) -> str:
-    """The text of ``bench/RESULTS.md``."""
+def results_markdown(combined: dict[str, Any], *, has_chart: bool, notes: str = "") -> str:
+    """The text of ``bench/RESULTS.md``; ``notes`` (hand-written analysis kept in
+    ``bench/results_notes.md``) is appended as is."""
     meta = combined.get("meta", {})
     pk = meta.get("packages", {})
     lines = ["# Benchmark results", "",
@@ -315,11 +316,13 @@ def results_markdown(combined: dict[str, Any], *, has_chart: bool) -> str:
               "e2e": "Suite 3: end to end over loopback", "memory": "Suite 4: memory and scale"}
     for name, data in combined.get("suites", {}).items():
         lines += [f"## {titles.get(name, name)}", ""]
-        if "error" in data or "skipped" in data:
+        if "error" in data or "not_run" in data:
             lines += [f"Failed: {data['error']}" if "error" in data else
-                      f"Not run: {data['skipped']}", ""]
+                      f"Not run: {data['not_run']}", ""]
             continue
         body = _book_md(data) if name == "book" else _e2e_md(data) if name == "e2e" \
             else _generic_md(data)
         lines += [body, ""]
+    if notes.strip():
+        lines += [notes.strip(), ""]
     return "\n".join(lines)

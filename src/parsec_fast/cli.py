@@ -618,6 +618,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise CliError(f"unknown suite(s) {unknown}; choose from {', '.join(SUITES)}", EXIT_USAGE)
     out_dir = Path(args.out) if args.out else bench_dir / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
+    if args.report_only:
+        try:
+            combined = json.loads((out_dir / "results.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise CliError(f"--report-only needs {out_dir / 'results.json'}: {exc}") from None
+        _report(combined, bench_dir, out_dir, update=True)
+        return EXIT_OK
     pin = [] if args.pin is None else ["taskset", "-c", str(args.pin)]
     results: dict[str, Any] = {}
     commands: dict[str, str] = {}
@@ -627,7 +634,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         path = bench_dir / script
         json_path = out_dir / f"{name}.json"
         if not path.is_file():
-            results[name] = {"skipped": f"bench/{script} not found"}
+            results[name] = {"not_run": f"bench/{script} not found"}
             return
         cmd = [sys.executable, str(path), "--json", str(json_path)]
         if args.quick:
@@ -666,7 +673,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             run_suite(name)
             r = results[name]
             status = "error: " + r["error"] if "error" in r else \
-                "skipped: " + r["skipped"] if "skipped" in r else "ok"
+                "not run: " + r["not_run"] if "not_run" in r else "ok"
             print(f"[{i}/{len(suites)}] {name}: {status} ({time.monotonic() - t0:.1f} s)",
                   flush=True)
     combined = {"meta": benchreport.machine(), "quick": args.quick, "commands": commands,
@@ -674,24 +681,33 @@ def cmd_bench(args: argparse.Namespace) -> int:
     results_path = out_dir / "results.json"
     results_path.write_text(json.dumps(combined, indent=2) + "\n")
     print(f"wrote {results_path}")
-    chart = out_dir / "results.png"
-    note = benchreport.render_chart(combined, chart)
-    print(note or f"wrote {chart}")
-    for line in benchreport.headline(combined):
-        print(line)
-    if args.update_results:
-        md = bench_dir / "RESULTS.md"
-        png = bench_dir / "results.png"
-        if note is None:
-            png.write_bytes(chart.read_bytes())
-        md.write_text(benchreport.results_markdown(combined, has_chart=note is None))
-        print(f"wrote {md}" + ("" if note else f" and {png}"))
+    _report(combined, bench_dir, out_dir, update=args.update_results)
     failed = [n for n, r in results.items() if "error" in r]
     if failed:
         print(f"error: suite(s) failed: {', '.join(failed)} (see {out_dir}/<suite>.log)",
               file=sys.stderr)
         return EXIT_ERROR
     return EXIT_OK
+
+
+def _report(combined: dict[str, Any], bench_dir: Path, out_dir: Path, *, update: bool) -> None:
+    """Chart, headline and (``update``) bench/RESULTS.md + bench/results.png."""
+    from . import benchreport
+
+    chart = out_dir / "results.png"
+    note = benchreport.render_chart(combined, chart)
+    print(note or f"wrote {chart}")
+    for line in benchreport.headline(combined):
+        print(line)
+    if update:
+        md = bench_dir / "RESULTS.md"
+        png = bench_dir / "results.png"
+        if note is None:
+            png.write_bytes(chart.read_bytes())
+        notes_path = bench_dir / "results_notes.md"
+        notes = notes_path.read_text() if notes_path.is_file() else ""
+        md.write_text(benchreport.results_markdown(combined, has_chart=note is None, notes=notes))
+        print(f"wrote {md}" + ("" if note else f" and {png}"))
 
 
 # ── argument parsing ─────────────────────────────────────────────────────────────────────────────
@@ -823,6 +839,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run single-process suites under taskset -c CPU")
     b.add_argument("--update-results", action="store_true",
                    help="rewrite bench/RESULTS.md and bench/results.png")
+    b.add_argument("--report-only", action="store_true",
+                   help="run nothing: redraw the chart and rewrite RESULTS.md from "
+                        "OUT/results.json (keeps bench/results_notes.md's analysis)")
     b.set_defaults(func=cmd_bench, is_async=False)
     return p
 

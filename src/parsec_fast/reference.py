@@ -28,6 +28,10 @@ Rules both books follow
 * A snapshot replaces the whole book and its seq becomes the baseline whatever its value. Bids
   must be strictly descending and asks strictly ascending by key (a repeated price is an error);
   zero-size levels are accepted and not stored; a side may not list more than ``max_levels``.
+* The constructor takes ``str`` ids (``TypeError`` otherwise; a ``str`` subclass such as a
+  ``StrEnum`` member is stored as its plain ``str`` value) and an integer ``max_levels`` in
+  ``[1, sys.maxsize]`` (``ValueError`` otherwise). ``n`` of ``bids(n)``/``asks(n)`` is ``None`` or
+  an integer ``>= 0`` (any size; larger than the side means all of it).
 * ``set_level`` validates like a delta change but does not touch seq, validity or counters, and
   a bad ``set_level`` call does not invalidate the book (the caller holds the data and the error).
 """
@@ -107,6 +111,17 @@ def _seq(value: object) -> int:
             return int(value)
         raise BookDataError(f"seq: out of the 64-bit range, got {value!r}")
     raise BookDataError(f"seq: expected an integer, got {_type_name(value)} {value!r}")
+
+
+def _float64_buffer(out: object) -> memoryview:
+    """``out`` of bids_into/asks_into as a memoryview, or ValueError unless it is a writable,
+    C-contiguous float64 buffer (TypeError when it is not a buffer at all)."""
+    view = memoryview(out)
+    if view.readonly:
+        raise ValueError("out: buffer must be writable")
+    if view.format not in _FLOAT64_FORMATS or not view.c_contiguous:
+        raise ValueError(f"out: expected a C-contiguous float64 buffer, got format {view.format!r}")
+    return view
 
 
 def _count(n: object) -> int | None:
@@ -215,8 +230,11 @@ class Book:
         max_levels = operator.index(max_levels)
         if max_levels < 1:
             raise ValueError(f"max_levels: must be >= 1, got {max_levels}")
-        self._parsec_id = parsec_id
-        self._outcome = outcome
+        if max_levels > sys.maxsize:
+            raise ValueError(f"max_levels: must be <= {sys.maxsize}, got {max_levels}")
+        # str subclasses (e.g. a StrEnum outcome) are stored as their exact str value.
+        self._parsec_id = str.__str__(parsec_id)
+        self._outcome = str.__str__(outcome)
         self._max_levels = max_levels
         self._sides = (_Side(True), _Side(False))
         self._seq: int | None = None
@@ -437,11 +455,9 @@ class Book:
         return np.array(levels, dtype=np.float64).reshape(len(levels), 2)
 
     def _into(self, index: int, out: Any) -> int:
-        view = memoryview(out)
-        if view.readonly:
-            raise ValueError("out: buffer must be writable")
-        if view.format not in _FLOAT64_FORMATS or not view.c_contiguous:
-            raise ValueError(f"out: expected a C-contiguous float64 buffer, got format {view.format!r}")
+        view = _float64_buffer(out)
+        if view.nbytes < 16:
+            return 0  # (also: memoryview cannot cast a view with a zero in its shape)
         flat = view.cast("B").cast("d")
         levels = self._sides[index].levels(len(flat) // 2)
         for i, (price, size) in enumerate(levels):

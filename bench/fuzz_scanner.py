@@ -22,8 +22,10 @@ exactly its size, so ASan sees any overrun of the payload):
     (In-place alternative, as the README describes: PARSEC_FAST_SANITIZE=address python setup.py
     build_ext --inplace --force, then rebuild normally afterwards.)
 
-Result on 2026-11 (this machine, ASan build, 300 s): see the closing note of issue 7 /
-the scanner's commit message; no ASan report, no contract violation.
+Tried once here (gcc 12, ASan build as above, --seconds 300 --seed 7): 1,306,000 inputs
+(1,104,592 rejected by orjson, 71,097 deltas, 45,963 snapshots, 53,981 other, 30,367 scanner
+fallbacks), no ASan report, no contract violation. ASan was checked to be live in that setup
+(a deliberate 1-byte heap over-read through ctypes is reported).
 """
 from __future__ import annotations
 

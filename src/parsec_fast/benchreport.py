@@ -243,16 +243,19 @@ def _e2e_md(data: dict[str, Any]) -> str:
              f"client pinned to CPU {meta.get('client_cpu')}, server process to CPU "
              f"{meta.get('server_cpu')}."]
     rows = []
+    sdk_cpu = data.get("throughput", {}).get("sdk", {}).get("deltas_per_cpu_s")
     for name, r in data.get("throughput", {}).items():
         if "error" in r:
-            rows.append([f"`{name}`", "error", "-", "-", r["error"][:60]])
+            rows.append([f"`{name}`", "error", "-", "-", "-", "-", r["error"][:60]])
             continue
         books = "-" if "books_checked" not in r else \
             f"{r['books_checked'] - r['books_mismatched']}/{r['books_checked']} exact"
-        rows.append([f"`{name}`", r["deltas_per_s"], r.get("ratio_to_sdk"),
-                     r.get("deltas_per_cpu_s"), books, r.get("label", "")])
-    parts.append(_table(["contender", "deltas/s (wall)", "× SDK", "deltas per client CPU-s",
-                         "final books", "what"], rows))
+        per_cpu = r.get("deltas_per_cpu_s")
+        rows.append([f"`{name}`", r["deltas_per_s"], r.get("ratio_to_sdk"), per_cpu,
+                     per_cpu / sdk_cpu if per_cpu and sdk_cpu else None, books,
+                     r.get("label", "")])
+    parts.append(_table(["contender", "deltas/s (wall)", "× SDK (wall)",
+                         "deltas per client CPU-s", "× SDK (CPU)", "final books", "what"], rows))
     parts.append("`deltas/s (wall)`: frames written ÷ (last book at its final seq − server's "
                  "first write). `deltas per client CPU-s`: frames ÷ the client process's "
                  "user+system CPU time over the same run — what one dedicated core would "

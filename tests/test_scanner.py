@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from parsec_fast._scan import FrameScanner, parse_number, scan_to_python
 
 HEAVY = os.environ.get("HYPOTHESIS_PROFILE", "") == "heavy"
-N = 20_000 if HEAVY else 300
+N = 20_000 if HEAVY else 200
 SETTINGS = settings(max_examples=N, deadline=None, suppress_health_check=list(HealthCheck))
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1

@@ -6,9 +6,9 @@ pure-Python twin with the same API.
 from __future__ import annotations
 
 from .book_api import DeltaResult
-from .errors import BookDataError, ParsecError, ProtocolError
+from .errors import (AuthenticationError, BookDataError, ParsecError, ProtocolError,
+                     SubscriptionError, SubscriptionLimitError)
 from ._book import Book
-from .errors import AuthenticationError, SubscriptionError, SubscriptionLimitError
 from .client import Client, ClientMetrics, EventStream, run
 from .client_events import (BookInvalid, BookRecovered, BookStateChanged, BookUpdated, Connected,
                             Disconnected, EventsDropped, ProtocolErrorEvent, Reconnecting,

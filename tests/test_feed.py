@@ -703,14 +703,17 @@ def test_activity_separate_seq(parser):
     fh.feed(activity(7))
     fh.feed(activity(8))
     assert sub.book.seq == 100
+    fh.feed(activity(101))                       # would be the book's next seq if shared
+    fh.feed(activity(102))
+    assert sub.book.seq == 100 and sub.stats["duplicates"] == 0
     fh.feed(delta(101))                          # the book's own counter
-    fh.feed(activity(101))                       # 8 -> 101: an activity gap, counted only;
-                                                 # same number as a delta: no conflict
+    fh.feed(activity(101))                       # same number as a delta: no conflict
     fh.feed(activity(20))                        # older: neither a gap nor a conflict
     fh.feed(delta(102))
     assert sub.book.seq == 102 and sub.book.is_valid
     st = sub.stats
-    assert (st["activity"], st["activity_gaps"], st["seq_conflicts"]) == (4, 1, 0)
+    assert (st["activity"], st["activity_gaps"], st["seq_conflicts"]) == (6, 1, 0)
+    assert (st["duplicates"], st["gaps"], st["applied"]) == (0, 0, 2)
     assert [e for e in rec.take() if e[0] == "state"] == []
 
 
@@ -810,3 +813,29 @@ def test_feed_accepts_bytes_like():
     fh.feed(bytearray(snap(100)))
     fh.feed(memoryview(delta(101)))
     assert sub.book.seq == 101
+
+
+@pytest.mark.parametrize("parser", PARSERS)
+@pytest.mark.parametrize("dup, check", [
+    # orjson keeps the last occurrence of a key; the native path must agree (it defers)
+    ('"book_state":"needs_refresh","book_state":null',
+     lambda sub: sub.book.is_valid and sub.book.seq == 101 and sub.book_state == "fresh"),
+    ('"stale_after_ms":7,"stale_after_ms":null',
+     lambda sub: sub.stale_after_ms == 5000 and sub.book.seq == 101),
+    ('"server_seq":101,"server_seq":103',
+     lambda sub: sub.invalid_reason == "gap" and sub.book.seq == 100),
+    ('"outcome":"No","outcome":"Yes"', lambda sub: sub.book.seq == 101),
+    ('"changes":[{"side":"bid","price":0.65,"size":1}],"changes":[]',
+     lambda sub: sub.book.seq == 101 and sub.book.bids()[0] == (0.65, 1000.0)),
+    ('"feed_state":"degraded","feed_state":null',
+     lambda sub: sub.feed_state == "healthy" and sub.trustworthy),
+])
+def test_duplicate_keys_last_wins(parser, dup, check):
+    fh, rec, sub = ready(parser)
+    base = {"type": "orderbook_delta", "parsec_id": PID, "outcome": "Yes", "server_seq": 101,
+            "changes": [], "stale_after_ms": 5000}
+    names = [part.split(":")[0].strip('"') for part in dup.split(',"')]
+    body = orjson.dumps({k: v for k, v in base.items() if k not in names})
+    fh.feed(body[:-1] + b"," + dup.encode() + b"}")
+    assert check(sub), (sub.book.seq, sub.invalid_reason, sub.stale_after_ms, sub.book_state)
+    assert fh.stats["protocol_errors"] == 0

@@ -244,8 +244,8 @@ def run_set(fs: dict[str, Any], repeats: int, batch: int, overhead: float,
             gc.enable()
         ok[name] = ok[name] and check()
         res[name] = {"median_ns": statistics.median(samples[name]),
-                     "p99_ns": _percentile(single, 0.99),
-                     "p50_single_ns": _percentile(single, 0.50),
+                     "p99_ns": _percentile(single, 99),
+                     "p50_single_ns": _percentile(single, 50),
                      "book_ok": ok[name]}
     res["scanner (C loop)"] = {"median_ns": scanner_c_loop(frames, c_iters), "p99_ns": None,
                                "p50_single_ns": None, "book_ok": True}

@@ -69,7 +69,8 @@ cdef class FeedHandler:
     cdef int64_t n_activity
     cdef int64_t n_slow_reader
 
-    cdef int feed_ptr(self, const char* data, Py_ssize_t size, object payload) except -1
+    cdef int feed_ptr(self, const char* data, Py_ssize_t size, object payload,
+                      int64_t now) except -1
     cdef Subscription _route(self, const char* pid, Py_ssize_t pid_len,
                              const char* outcome, Py_ssize_t outcome_len)
     cdef void _rebuild_table(self) except *

@@ -26,7 +26,7 @@ from cpython.time cimport monotonic_ns
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport calloc, free
-from libc.string cimport memcmp
+from libc.string cimport memcmp, memcpy
 
 from parsec_fast._book cimport (Book, RES_APPLIED, RES_BAD_DATA, RES_DUPLICATE, RES_GAP,
                                 RES_NO_MEMORY, RES_NO_SNAPSHOT)
@@ -61,17 +61,30 @@ cdef inline unsigned char ascii_lower(unsigned char c) noexcept nogil:
     return c + 32 if 65 <= c <= 90 else c
 
 
+cdef inline uint64_t mix(uint64_t h, uint64_t w) noexcept nogil:
+    h = (h ^ w) * 0x9E3779B97F4A7C15ULL
+    return h ^ (h >> 32)
+
+
 cdef inline uint64_t route_hash(const char* pid, Py_ssize_t pid_len, const char* outcome,
                                 Py_ssize_t outcome_len) noexcept nogil:
-    # FNV-1a over parsec_id, a separator, and the ASCII-lowercased outcome.
-    cdef uint64_t h = 1469598103934665603ULL
-    cdef Py_ssize_t i
-    for i in range(pid_len):
-        h = (h ^ <unsigned char>pid[i]) * 1099511628211ULL
-    h = (h ^ 0xFF) * 1099511628211ULL
-    for i in range(outcome_len):
-        h = (h ^ ascii_lower(<unsigned char>outcome[i])) * 1099511628211ULL
-    return h
+    # Eight bytes of parsec_id per step; the outcome contributes only its length and its
+    # ASCII-lowercased first byte (outcomes of one market rarely share both, and the equality
+    # check settles any collision).
+    cdef uint64_t h = <uint64_t>pid_len, w
+    while pid_len >= 8:
+        memcpy(&w, pid, 8)
+        h = mix(h, w)
+        pid += 8
+        pid_len -= 8
+    if pid_len > 0:
+        w = 0
+        memcpy(&w, pid, pid_len)
+        h = mix(h, w)
+    w = <uint64_t>outcome_len << 8
+    if outcome_len > 0:
+        w |= ascii_lower(<unsigned char>outcome[0])
+    return mix(h, w)
 
 
 cdef inline bint outcome_equal(const char* a, const char* lowered, Py_ssize_t n) noexcept nogil:
@@ -280,13 +293,14 @@ cdef class FeedHandler:
         callbacks, never raised; exceptions from callbacks propagate."""
         if type(payload) is not bytes:
             payload = bytes(payload)
-        self.feed_ptr(PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload), payload)
+        self.feed_ptr(PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload), payload, monotonic_ns())
 
-    cdef int feed_ptr(self, const char* data, Py_ssize_t size, object payload) except -1:
-        """Handle one frame at ``data``; ``payload`` is the same bytes object, or None when the
+    cdef int feed_ptr(self, const char* data, Py_ssize_t size, object payload,
+                      int64_t now) except -1:
+        """Handle one frame at ``data``, received at ``now`` (monotonic ns; the listener reads
+        the clock once per read batch). ``payload`` is the same bytes object, or None when the
         caller only has the pointer (a bytes copy is then made only for the orjson path)."""
         cdef int kind
-        cdef int64_t now = monotonic_ns()
         self.n_frames += 1
         self.n_bytes += size
         if self._native:

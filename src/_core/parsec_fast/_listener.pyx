@@ -70,7 +70,7 @@ cdef class FeedListener(WSListener):
             self._batch_start_ns = monotonic_ns()
         if frame.msg_type == WSMsgType.TEXT:
             if frame.fin:
-                self._feed.feed_ptr(frame.payload_ptr, frame.payload_size, None)
+                self._feed.feed_ptr(frame.payload_ptr, frame.payload_size, None, self._batch_start_ns)
                 self._sample()
             else:
                 del self._fragments[:]

@@ -855,9 +855,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     args.argv = argv
+    library_log = logging.getLogger("parsec_fast")
+    saved_level = library_log.level
     if not os.environ.get("PARSEC_FAST_DEBUG"):
-        # The view and the summary report what the library logs as warnings.
-        logging.getLogger("parsec_fast").setLevel(logging.ERROR)
+        # The view and the summary report what the library logs as warnings. Restored on the
+        # way out: main() is also called in-process (tests, embedding).
+        library_log.setLevel(logging.ERROR)
+    try:
+        return _dispatch(args)
+    finally:
+        library_log.setLevel(saved_level)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """Run the chosen subcommand; expected failures become one line and an exit code."""
     try:
         if args.is_async:
             from .client import run

@@ -27,6 +27,7 @@ import json
 import math
 import os
 import random
+import re
 import struct
 import time
 
@@ -222,6 +223,8 @@ def any_value(rng: random.Random, depth: int = 0, overflow: bool = False) -> str
 UNKNOWN_KEYS = ["exchange", "token_id", "market_id", "title", "kind", "tick_size",
                 "min_order_size", "exchange_ts_ms", "ingest_ts_ms", "x", "", "Type", "server_seq_",
                 "sides", "changes2", "é", "𝄞"]
+TIMESTAMPS = ("exchange_ts_ms", "ingest_ts_ms")   # read by the scanner, not needed by the book
+INT_TEXT = re.compile(r"-?(0|[1-9][0-9]*)")
 NEEDED = {"type", "parsec_id", "outcome", "server_seq", "changes", "bids", "asks", "book_state",
           "feed_state", "stale_after_ms", "side", "price", "size"}
 BAD_NUMBER_TOKENS = ["NaN", "nan", "-NaN", "Infinity", "-Infinity", "inf", "1e999", "-1e999",
@@ -305,11 +308,21 @@ class G:
                                      + sorted(NEEDED))
                 if self.p(0.8):
                     value = self.r.choice(PLAUSIBLE[name])
+            if value is None and name in TIMESTAMPS and self.p(0.7):
+                value = self.r.choice([str(self.r.randint(1_600_000_000_000, 1_900_000_000_000)),
+                                       "null", str(self.r.randint(-(2**63), 2**63 - 1))])
             text, escaped = jstring(self.r, name, may_escape=self.p(0.04))
             if name in NEEDED or escaped:
                 self.clean = False
             if value is None:
                 value = any_value(self.r, overflow=self.bad("overflow", 0.5))
+            if name in TIMESTAMPS:
+                # the scanner reads these: null or an int64 integer, and once; else it defers
+                if not (value == "null" or (INT_TEXT.fullmatch(value)
+                                            and -(2**63) <= int(value) < 2**63)):
+                    self.clean = False
+                if any(orjson.loads(k) == name for k, _ in members):
+                    self.clean = False
             members.append((text, value))
 
     # -- identity fields ------------------------------------------------------------------------

@@ -29,7 +29,7 @@ SETTINGS = settings(max_examples=N, deadline=None, suppress_health_check=list(He
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 NEEDED_KEYS = {"type", "parsec_id", "outcome", "server_seq", "changes", "bids", "asks",
-               "book_state", "feed_state", "stale_after_ms"}
+               "book_state", "feed_state", "stale_after_ms", "exchange_ts_ms", "ingest_ts_ms"}
 NUMBER_RE = re.compile(rb"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 BOOK_STATES = {"fresh", "stale", "needs_refresh"}
 FEED_STATES = {"healthy", "degraded", "disconnected"}
@@ -83,11 +83,12 @@ def check_against_orjson(data: bytes) -> dict:
         else:
             assert isinstance(v, str), (data, got)
             assert got[key] == (v if v in known else "other"), (data, got)
-    st_ms = obj.get("stale_after_ms")
-    if st_ms is None:
-        assert got["stale_after_ms"] is None, (data, got)
-    else:
-        assert type(st_ms) is int and st_ms == got["stale_after_ms"], (data, got)
+    for key in ("stale_after_ms", "exchange_ts_ms", "ingest_ts_ms"):
+        v = obj.get(key)   # absent or null: not present; else an int64 integer, same value
+        if v is None:
+            assert got[key] is None, (data, got)
+        else:
+            assert type(v) is int and v == got[key], (data, got)
     if kind == "delta":
         ch = obj["changes"]
         assert isinstance(ch, list) and len(ch) == len(got["changes"]), (data, got)
@@ -118,8 +119,9 @@ def orjson_double(tok: bytes):
         v = orjson.loads(tok)
     except orjson.JSONDecodeError:
         return None
-    assert is_num(v)
-    return v
+    # not a number token at all (random bytes can spell b'""' or b'[]'): the scanner's number
+    # reader must refuse it, like an invalid token
+    return v if is_num(v) else None
 
 
 def scanner_should_convert(tok: bytes, v) -> bool:
@@ -139,6 +141,28 @@ def check_number(tok: bytes) -> None:
         assert bits(d) == bits(as_double(v)), (tok, d, v)
     else:
         assert not scanner_should_convert(tok, v), (tok, v)
+    if NUMBER_RE.fullmatch(tok):
+        check_number_in_frame(tok, d)
+
+
+def check_number_in_frame(tok: bytes, d) -> None:
+    """The same token inside a frame, where more bytes follow it (parse_number's buffer ends
+    with the token, so it takes the byte-by-byte tails; here the word-at-a-time paths run):
+    same double as a level price, and as an integer field the int64 value or a fallback."""
+    pad = b',"pad":"0123456789abcdef0123456789"}'
+    got = scan_to_python(b'{"type":"orderbook","parsec_id":"a","server_seq":1,"bids":[['
+                         + tok + b',1]],"asks":[]' + pad)
+    if d is None:
+        assert got["kind"] == "fallback", (tok, got)
+    else:
+        assert got["kind"] == "snapshot" and bits(got["bids"][0][0]) == bits(d), (tok, got, d)
+    got = scan_to_python(b'{"type":"orderbook","parsec_id":"a","server_seq":' + tok
+                         + b',"bids":[],"asks":[]' + pad)
+    is_int = not any(c in tok for c in b".eE")
+    if is_int and INT64_MIN <= int(tok) <= INT64_MAX:
+        assert got["kind"] == "snapshot" and got["server_seq"] == int(tok), (tok, got)
+    else:
+        assert got["kind"] == "fallback", (tok, got)
 
 
 def spellings(x: float) -> list[str]:
@@ -421,6 +445,22 @@ def frames(draw) -> tuple[bytes, bool]:
         put("stale_after_ms", "null")
     elif c >= 2:
         put("stale_after_ms", str(draw(st.integers(0, 10**6))))
+    for key in ("exchange_ts_ms", "ingest_ts_ms"):
+        c = draw(st.integers(0, 4))
+        if c == 1:
+            put(key, "null")
+        elif c >= 2:
+            ts = draw(st.integers(1_600_000_000_000, 1_900_000_000_000)
+                      | st.integers(INT64_MIN, INT64_MAX))
+            if wild and draw(st.integers(0, 2)) == 0:
+                # anything else falls back (the orjson path decides): floats, strings, ints
+                # beyond int64, other JSON values
+                raw = draw(st.sampled_from([str(ts) + ".0", "%de3" % (ts // 1000), '"%d"' % ts,
+                                            str(INT64_MAX + 1), str(INT64_MIN - 1), "true", "[]"]))
+                fast = False
+            else:
+                raw = str(ts)
+            put(key, raw)
     for k in draw(st.lists(unknown_keys if wild else plain_unknown_keys, max_size=5, unique=True)):
         put(k, w.value(draw(json_values)), key_escapes=wild and draw(st.integers(0, 3)) == 0)
     members = draw(st.permutations(members))
@@ -501,9 +541,11 @@ def test_protocol_examples():
     assert d == {"kind": "delta", "type": "orderbook_delta", "parsec_id": "polymarket:572473",
                  "outcome": "Yes", "server_seq": 1235, "book_state": "fresh",
                  "feed_state": "healthy", "stale_after_ms": 5000,
+                 "exchange_ts_ms": 1708123456100, "ingest_ts_ms": 1708123456105,
                  "changes": [("bid", 0.65, 900.0), ("ask", 0.66, 0.0)]}
     s = check_against_orjson(SNAP)
     assert s["kind"] == "snapshot" and s["server_seq"] == 1234
+    assert s["exchange_ts_ms"] == 1708123456000 and s["ingest_ts_ms"] == 1708123456050
     assert s["bids"] == [(0.65, 1000.0), (0.64, 2500.0)]
     assert s["asks"] == [(0.66, 800.0), (0.67, 1500.0)]
 
@@ -537,6 +579,17 @@ def test_protocol_examples():
     (b'{"type":"orderbook","parsec_id":"a","server_seq":1,"bids":[{"price":0.5,"size":1}],"asks":[]}', "fallback"),
     (b'{"type":"orderbook","parsec_id":"a","server_seq":1,"bids":[],"asks":[],"book_state":5}', "fallback"),
     (b'{"type":"orderbook","parsec_id":"a","server_seq":1,"bids":[],"asks":[],"stale_after_ms":5.0}', "fallback"),
+    # timestamps: null / absent = not present, an int64 integer = present, anything else falls back
+    (b'{"type":"orderbook","parsec_id":"a","server_seq":1,"bids":[],"asks":[],"exchange_ts_ms":null,"ingest_ts_ms":-9223372036854775808}', "snapshot"),
+    (b'{"type":"orderbook_delta","parsec_id":"a","server_seq":1,"changes":[],"exchange_ts_ms":9223372036854775807}', "delta"),
+    (b'{"type":"orderbook_delta","parsec_id":"a","server_seq":1,"changes":[],"exchange_ts_ms":9223372036854775808}', "fallback"),
+    (b'{"type":"orderbook_delta","parsec_id":"a","server_seq":1,"changes":[],"ingest_ts_ms":-9223372036854775809}', "fallback"),
+    (b'{"type":"orderbook_delta","parsec_id":"a","server_seq":1,"changes":[],"exchange_ts_ms":1708123456100.0}', "fallback"),
+    (b'{"type":"orderbook_delta","parsec_id":"a","server_seq":1,"changes":[],"exchange_ts_ms":1.7e12}', "fallback"),
+    (b'{"type":"orderbook_delta","parsec_id":"a","server_seq":1,"changes":[],"ingest_ts_ms":"1708123456105"}', "fallback"),
+    (b'{"type":"orderbook_delta","parsec_id":"a","server_seq":1,"changes":[],"ingest_ts_ms":true}', "fallback"),
+    (b'{"type":"orderbook_delta","parsec_id":"a","server_seq":1,"changes":[],"ingest_ts_ms":1,"ingest_ts_ms":2}', "fallback"),
+    (b'{"type":"heartbeat","exchange_ts_ms":1.5}', "other"),
     (b'{"type":1}', "fallback"),
     (b'{}', "fallback"),
     (b'[]', "fallback"),
@@ -572,6 +625,36 @@ def test_protocol_examples():
 ])
 def test_cases(data, kind):
     assert check_against_orjson(data)["kind"] == kind
+
+
+KNOWN_KEYS = sorted(NEEDED_KEYS | {"side", "price", "size", "exchange", "token_id", "market_id",
+                                   "tick_size", "min_order_size", "kind", "title"})
+
+
+@pytest.mark.parametrize("key", KNOWN_KEYS)
+def test_key_near_misses(key):
+    """Keys the scanner recognises by pattern: a key that differs by one byte, is one byte
+    longer or shorter, or is spelled with whitespace around the colon, is another key (or the
+    same one, for the whitespace), never a match by accident; at the top level and inside a
+    change, with plenty of bytes after it and at the very end of the buffer."""
+    variants = {key + "x", key[:-1], key[:-1] + chr(ord(key[-1]) ^ 1), "x" + key,
+                chr(ord(key[0]) ^ 0x20) + key[1:], key + "_"}
+    for k in sorted(variants - {""}):
+        for value in (b'"v"', b"1", b"null"):
+            extra = b'"' + k.encode() + b'":' + value
+            head = b'{"type":"orderbook_delta","parsec_id":"a","server_seq":1,'
+            for frame in (head + extra + b',"changes":[{"side":"bid","price":1,"size":2}]}',
+                          head + b'"changes":[{"side":"bid","price":1,"size":2}],' + extra + b"}",
+                          head + b'"changes":[{' + extra + b',"side":"bid","price":1,"size":2}]}'):
+                got = check_against_orjson(frame)
+                if k not in KNOWN_KEYS:
+                    assert got["kind"] == "delta", frame
+    # the key itself, spaced: same meaning
+    for sep in (b' :', b': ', b' : ', b'\n:\t'):
+        frame = (b'{"type"' + sep + b'"orderbook_delta","parsec_id"' + sep + b'"a","server_seq"'
+                 + sep + b'1,"changes"' + sep + b'[{"side"' + sep + b'"bid","price"' + sep
+                 + b'1,"size"' + sep + b'2}]}')
+        assert check_against_orjson(frame)["kind"] == "delta", frame
 
 
 def test_nesting_depth():

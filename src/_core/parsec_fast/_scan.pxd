@@ -48,6 +48,10 @@ ctypedef struct ScanResult:
     int feed_state               # FEED_STATE_*
     bint has_stale_after_ms      # present and not null; must be an int64 JSON integer
     int64_t stale_after_ms
+    bint has_exchange_ts_ms      # exchange_ts_ms / ingest_ts_ms: present and not null; an int64
+    int64_t exchange_ts_ms       # JSON integer (a float, string, huge integer... -> FALLBACK,
+    bint has_ingest_ts_ms        # so the orjson path decides)
+    int64_t ingest_ts_ms
     RawChange* changes           # DELTA: changes in frame order, side SIDE_BID / SIDE_ASK
     Py_ssize_t n_changes
     RawLevel* bids               # SNAPSHOT: levels in frame order ([price, size] pairs)
@@ -70,5 +74,3 @@ cdef class FrameScanner:
 
     cdef bint _grow_changes(self) noexcept nogil
     cdef bint _grow_levels(self, bint ask) noexcept nogil
-    cdef const pf_u8* _changes_array(self, const pf_u8* p, const pf_u8* end) noexcept nogil
-    cdef const pf_u8* _levels_array(self, const pf_u8* p, const pf_u8* end, bint ask) noexcept nogil

@@ -839,3 +839,49 @@ def test_duplicate_keys_last_wins(parser, dup, check):
     fh.feed(body[:-1] + b"," + dup.encode() + b"}")
     assert check(sub), (sub.book.seq, sub.invalid_reason, sub.stale_after_ms, sub.book_state)
     assert fh.stats["protocol_errors"] == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# per-frame listener and frame timestamps (used by parsec_fast.compat)
+
+@pytest.mark.parametrize("parser", PARSERS)
+def test_on_book_frame_reports_every_applied_frame(parser):
+    fh, _ = make(parser)
+    sub = fh.add(PID, "Yes")
+    seen = []
+    fh.on_book_frame = lambda s, snapshot: seen.append(
+        (s is sub, None if snapshot is None else snapshot["title"], s.book.seq,
+         s.exchange_ts_ms, s.ingest_ts_ms))
+    fh.feed(delta(99))                                   # before any snapshot: not applied
+    fh.feed(snap(100, title="Will it?", exchange_ts_ms=1708123456000, ingest_ts_ms=None))
+    fh.feed(delta(101, exchange_ts_ms=1708123456100, ingest_ts_ms=1708123456105))
+    fh.feed(delta(101))                                  # duplicate: not reported
+    fh.feed(delta(102))                                  # applied, no timestamps
+    fh.feed(delta(104))                                  # gap: not reported
+    assert seen == [(True, "Will it?", 100, 1708123456000, None),
+                    (True, None, 101, 1708123456100, 1708123456105),
+                    (True, None, 102, None, None)]
+    # Every frame is reported once, never coalesced, and nothing waits for flush().
+    fh.flush()
+    assert len(seen) == 3
+
+
+@pytest.mark.parametrize("parser", PARSERS)
+def test_frame_timestamps_of_odd_types_read_as_none(parser):
+    fh, rec, sub = ready(parser)
+    fh.feed(delta(101, exchange_ts_ms=1.5e12, ingest_ts_ms="1708123456105"))
+    assert sub.book.seq == 101
+    assert (sub.exchange_ts_ms, sub.ingest_ts_ms) == (None, None)
+    fh.feed(delta(102, exchange_ts_ms=2**63, ingest_ts_ms=-5))
+    assert (sub.exchange_ts_ms, sub.ingest_ts_ms) == (None, -5)
+
+
+def test_native_snapshots_take_the_orjson_path_only_with_a_frame_listener():
+    fh, _ = make("native")
+    fh.add(PID, "Yes")
+    fh.feed(snap(100))
+    assert fh.stats["native_frames"] == 1
+    fh.on_book_frame = lambda s, snapshot: None
+    fh.feed(snap(200))
+    fh.feed(delta(201))
+    assert fh.stats["native_frames"] == 2 and fh.stats["orjson_frames"] == 1

@@ -36,6 +36,12 @@ class Subscription:
     def last_frame_ns(self) -> int:
         """time.monotonic_ns() when the last book frame (snapshot or delta) for it arrived; 0 = never."""
     @property
+    def exchange_ts_ms(self) -> int | None:
+        """exchange_ts_ms of the last book frame (None when it had none)."""
+    @property
+    def ingest_ts_ms(self) -> int | None:
+        """ingest_ts_ms of the last book frame (None when it had none)."""
+    @property
     def locally_stale(self) -> bool:
         """No book frame within stale_after_ms (set by ``FeedHandler.check_stale``)."""
     @property
@@ -69,12 +75,17 @@ class FeedHandler:
         "feed_state=degraded"), "stale" / "fresh" (local staleness).
       on_protocol_error(err: ProtocolError) — a frame that is not a valid message; the book
         it names (if any can be told) is invalidated.
+      on_book_frame(sub: Subscription, snapshot: dict | None) — per frame, not coalesced: after
+        every applied snapshot (with its parsed fields) and every applied delta (None). Costs a
+        Python call per delta; while set, snapshots take the orjson path. For adapters that must
+        report every frame (parsec_fast.compat).
     """
 
     on_message: Callable[[dict[str, Any]], None] | None
     on_book_updated: Callable[[Subscription], None] | None
     on_book_state: Callable[[Subscription, str, str], None] | None
     on_protocol_error: Callable[[ProtocolError], None] | None
+    on_book_frame: Callable[[Subscription, dict[str, Any] | None], None] | None
 
     def __init__(self, *, parser: ParserName = "native", activity_seq: ActivitySeq = "shared",
                  max_levels: int = 10_000) -> None: ...

@@ -25,6 +25,8 @@ cdef class Subscription:
     cdef str _feed_state_text
     cdef int64_t _stale_after_ms     # -1: none announced
     cdef readonly int64_t last_frame_ns
+    cdef int64_t _exchange_ts_ms     # of the last book frame; _NO_TS when it had none
+    cdef int64_t _ingest_ts_ms
     cdef bint _locally_stale
     cdef str _invalid_reason
     cdef readonly str last_error
@@ -44,6 +46,7 @@ cdef class FeedHandler:
     cdef public object on_book_updated
     cdef public object on_book_state
     cdef public object on_protocol_error
+    cdef public object on_book_frame
     cdef bint _native
     cdef bint _shared_seq
     cdef Py_ssize_t _max_levels

@@ -24,7 +24,7 @@ are only counted).
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.time cimport monotonic_ns
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport INT64_MIN, int64_t, uint64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcmp, memcpy
 
@@ -33,7 +33,7 @@ from parsec_fast._book cimport (Book, RES_APPLIED, RES_BAD_DATA, RES_DUPLICATE, 
 from parsec_fast._scan cimport (BOOK_STATE_ABSENT, BOOK_STATE_FRESH, BOOK_STATE_NEEDS_REFRESH,
                                 BOOK_STATE_OTHER, BOOK_STATE_STALE, FEED_STATE_ABSENT,
                                 FEED_STATE_DEGRADED, FEED_STATE_DISCONNECTED, FEED_STATE_HEALTHY,
-                                FEED_STATE_OTHER, SCAN_DELTA, SCAN_SNAPSHOT, FrameScanner,
+                                FEED_STATE_OTHER, SCAN_DELTA, SCAN_FALLBACK, SCAN_SNAPSHOT, FrameScanner,
                                 ScanResult)
 
 import orjson
@@ -51,6 +51,7 @@ cdef dict _FEED_STATES = {"healthy": FEED_STATE_HEALTHY, "degraded": FEED_STATE_
 cdef tuple _BOOK_STATE_NAMES = ("fresh", "fresh", "stale", "needs_refresh", "other")
 cdef tuple _FEED_STATE_NAMES = ("healthy", "healthy", "degraded", "disconnected", "other")
 cdef int64_t _NO_SEQ = -(2 ** 62)
+cdef int64_t _NO_TS = INT64_MIN
 # stale_after_ms must lie in [0, _STALE_LIMIT) (the orjson path's rule; the native path defers
 # anything else to it). In ns it may not fit int64: check_stale compares only below _STALE_NS_MAX_MS.
 cdef int64_t _STALE_LIMIT = 2 ** 62
@@ -95,6 +96,13 @@ cdef inline bint outcome_equal(const char* a, const char* lowered, Py_ssize_t n)
     return True
 
 
+cdef inline int64_t ts_value(object value):
+    """A frame's timestamp field as the native scanner reads it: an int within int64, else none."""
+    if isinstance(value, int) and not PyBool_Check(value) and INT64_MIN < value <= 2 ** 63 - 1:
+        return value
+    return _NO_TS
+
+
 cdef bytes outcome_key(str outcome):
     return outcome.encode("utf-8").lower()   # bytes.lower() touches ASCII letters only
 
@@ -116,6 +124,8 @@ cdef class Subscription:
         self._feed_state = FEED_STATE_HEALTHY
         self._stale_after_ms = -1
         self._invalid_reason = "no_snapshot"
+        self._exchange_ts_ms = _NO_TS
+        self._ingest_ts_ms = _NO_TS
         self._last_activity_seq = _NO_SEQ
         for i in range(4):
             self._activity_ring[i] = _NO_SEQ
@@ -133,6 +143,16 @@ cdef class Subscription:
     @property
     def stale_after_ms(self):
         return self._stale_after_ms if self._stale_after_ms >= 0 else None
+
+    @property
+    def exchange_ts_ms(self):
+        """``exchange_ts_ms`` of the last book frame (None when it had none)."""
+        return None if self._exchange_ts_ms == _NO_TS else self._exchange_ts_ms
+
+    @property
+    def ingest_ts_ms(self):
+        """``ingest_ts_ms`` of the last book frame (None when it had none)."""
+        return None if self._ingest_ts_ms == _NO_TS else self._ingest_ts_ms
 
     @property
     def locally_stale(self):
@@ -305,6 +325,10 @@ cdef class FeedHandler:
         self.n_bytes += size
         if self._native:
             kind = self._scanner.scan(data, size)
+            # A per-frame listener gets a snapshot's parsed fields (title, tick size, ...):
+            # snapshots are rare, so they take the orjson path then.
+            if (kind == SCAN_SNAPSHOT and self.on_book_frame is not None):
+                kind = SCAN_FALLBACK
             if (kind == SCAN_DELTA or kind == SCAN_SNAPSHOT) and self._native_frame(kind, now) == 0:
                 self.n_native += 1
                 return 0
@@ -360,7 +384,11 @@ cdef class FeedHandler:
                 return -1
             self._on_states(sub, r.book_state, None, r.feed_state, None,
                             r.has_stale_after_ms, r.stale_after_ms, now)
+            sub._exchange_ts_ms = r.exchange_ts_ms if r.has_exchange_ts_ms else _NO_TS
+            sub._ingest_ts_ms = r.ingest_ts_ms if r.has_ingest_ts_ms else _NO_TS
             self._after_delta(sub, rc, r.server_seq, was_valid)
+            if rc == RES_APPLIED and self.on_book_frame is not None:
+                self.on_book_frame(sub, None)
             return 0
         if r.book_state == BOOK_STATE_NEEDS_REFRESH:
             self._on_states(sub, r.book_state, None, r.feed_state, None,
@@ -373,6 +401,8 @@ cdef class FeedHandler:
             return -1
         self._on_states(sub, r.book_state, None, r.feed_state, None,
                         r.has_stale_after_ms, r.stale_after_ms, now)
+        sub._exchange_ts_ms = r.exchange_ts_ms if r.has_exchange_ts_ms else _NO_TS
+        sub._ingest_ts_ms = r.ingest_ts_ms if r.has_ingest_ts_ms else _NO_TS
         self._after_snapshot(sub, was_valid)
         return 0
 
@@ -478,9 +508,15 @@ cdef class FeedHandler:
             self._mark_invalid(sub, "rejected", True)
             return 0
         self._on_states(sub, book_state, book_text, feed_state, feed_text, has_stale, stale_ms, now)
+        sub._exchange_ts_ms = ts_value(obj.get("exchange_ts_ms"))
+        sub._ingest_ts_ms = ts_value(obj.get("ingest_ts_ms"))
         if snapshot:
-            return self._after_snapshot(sub, was_valid)
-        return self._after_delta(sub, rc, seq, was_valid)
+            self._after_snapshot(sub, was_valid)
+        else:
+            self._after_delta(sub, rc, seq, was_valid)
+        if self.on_book_frame is not None and (snapshot or rc == RES_APPLIED):
+            self.on_book_frame(sub, obj if snapshot else None)
+        return 0
 
     cdef int _reject_frame(self, dict obj, object payload, Subscription sub) except -1:
         """A book frame with a field of the wrong type: a ProtocolError, and its book (if it can

@@ -230,17 +230,14 @@ class _Conn:
 
 
 class _RecordingListener(WSListener):  # type: ignore[misc]
-    """Python twin of the compiled FeedListener that also records every text frame (when given a
-    recorder) and passes it to ``on_frame`` after it was applied (when given one)."""
+    """Python twin of the compiled FeedListener that also records every text frame."""
 
-    def __init__(self, feed: FeedHandler, conn: _Conn, recorder: FrameRecorder | None,
-                 sample_every: int,
-                 on_frame: Callable[[bytes], None] | None = None) -> None:
+    def __init__(self, feed: FeedHandler, conn: _Conn, recorder: FrameRecorder,
+                 sample_every: int) -> None:
         super().__init__()
         self._feed = feed
         self._conn = conn
         self._recorder = recorder
-        self._on_frame = on_frame
         self._fragments: bytearray | None = None
         self._batch_start = 0
         self._sample_every = max(1, sample_every)
@@ -289,11 +286,8 @@ class _RecordingListener(WSListener):  # type: ignore[misc]
             self._feed.flush()
 
     def _handle(self, payload: bytes, now: int, last: bool) -> None:
-        if self._recorder is not None:
-            self._recorder.frame(payload, now, time.time_ns(), last)
+        self._recorder.frame(payload, now, time.time_ns(), last)
         self._feed.feed(payload)
-        if self._on_frame is not None:
-            self._on_frame(payload)
         self.frames += 1
         self._countdown -= 1
         if self._countdown == 0:
@@ -413,9 +407,7 @@ class Client:
     (``"shared"``: activity frames consume the book's seq counter, as in the public docs'
     example; ``"separate"``: they have their own). ``connect_timeout`` bounds one connection
     attempt; ``open_timeout`` bounds ``__aenter__`` (which waits for the first ``auth_ok``;
-    ``None`` waits forever). ``on_frame`` (used by :mod:`parsec_fast.compat`) is called with
-    every complete text frame's payload right after the feed handler applied it; it must not
-    raise, and it makes the client use the (slower) Python listener, as ``record_path`` does.
+    ``None`` waits forever).
     """
 
     def __init__(self, url: str = DEFAULT_WS_URL, api_key: str | None = None, *,
@@ -432,8 +424,7 @@ class Client:
                  control_margin: float = 0.05, coalesce_threshold: int = 2,
                  request_timeout: float = 10.0, stale_check_interval: float = 0.25,
                  latency_sample_every: int = 16, event_queue_size: int = 10_000,
-                 seed: int | None = None,
-                 on_frame: Callable[[bytes], None] | None = None) -> None:
+                 seed: int | None = None) -> None:
         if (api_key is None) == (terminal_token is None):
             raise ValueError("give exactly one of api_key or terminal_token")
         self._auth_frame = (protocol.auth(api_key) if api_key is not None
@@ -477,9 +468,6 @@ class Client:
         self._limiter = RateLimiter(control_rate, control_window, margin=control_margin)
         self._record_path = record_path
         self._recorder: FrameRecorder | None = None
-        # Hook for parsec_fast.compat: every text frame's payload, after the feed handler applied
-        # it (forces the Python listener, like record_path).
-        self._on_frame = on_frame
         # Wanted subscriptions and control-message state.
         self._wants: dict[BookKey, _Want] = {}
         self._addresses: dict[AddressSelector, float | None] = {}  # -> requested_at
@@ -670,11 +658,10 @@ class Client:
             await asyncio.sleep(delay)
 
     def _make_listener(self, conn: _Conn) -> Any:
-        if self._recorder is not None or self._on_frame is not None or FeedListener is None:
-            if self._recorder is None and self._on_frame is None:  # pragma: no cover
+        if self._recorder is not None or FeedListener is None:
+            if self._recorder is None:  # pragma: no cover - compiled listener missing
                 raise RuntimeError("parsec_fast._listener is not built")
-            return _RecordingListener(self._feed, conn, self._recorder, self.latency_sample_every,
-                                      self._on_frame)
+            return _RecordingListener(self._feed, conn, self._recorder, self.latency_sample_every)
         return FeedListener(self._feed, conn, self.latency_sample_every)
 
     async def _serve(self, conn: _Conn, attempt: int) -> str:

@@ -45,15 +45,19 @@ Differences from parsec_api.streaming (each one only removes a bug; see the note
    the engine's (prices on a 1e-9 grid, sizes as floats, no size-0 levels). ``last_seq`` is the
    book's seq, which also counts activity frames under the shared counter. A delta level keeps
    float types (the SDK kept a JSON int as int).
-8. ``subscribe`` validates locally: a malformed ``parsec_id`` is reported at once as
+8. A delta's ``feed_state`` / ``book_state`` / ``stale_after_ms`` are the last values the
+   server announced for that book (the SDK reported the frame's own fields, or
+   ``"healthy"`` / ``"fresh"`` / ``0`` when a frame left them out).
+9. ``subscribe`` validates locally: a malformed ``parsec_id`` is reported at once as
    ``error(WsError(code=2001, ...))`` and not registered; ``depth`` is clamped to 1..100. A
    market the server refuses (e.g. 2002) is reported through ``error`` and is not re-sent on
    reconnect.
 
 Performance (``bench/bench_compat.py``: loopback, 50-level book, server in another process):
-with no ``orderbook`` handler (reading ``get_book``) no payload is ever built and a delta costs
-the engine plus one substring test; with a handler, each accepted delta costs one
-``orjson.loads`` and one payload whose level lists are built only when read or kept.
+the engine's compiled listener and native parser serve the compat client too; the feed handler
+calls back once per applied frame (``on_book_frame``). With no ``orderbook`` handler (reading
+``get_book``) no payload is ever built; with a handler, each applied delta costs one payload
+whose level lists are built only when read or kept — no second parse of the frame.
 """
 from __future__ import annotations
 
@@ -66,7 +70,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, List, Optional, Union
 
-import orjson
 
 from .client import Client
 from .codes import MAX_DEPTH
@@ -161,7 +164,6 @@ class MarketSubscription:
     depth: Optional[int] = None
 
 
-_loads = orjson.loads
 _new_live = object.__new__
 _SNAPSHOT_FIELDS = tuple(f.name for f in fields(OrderbookSnapshot))
 
@@ -243,7 +245,7 @@ class _Meta:
     """Snapshot metadata of one book (the engine keeps only levels and states)."""
 
     __slots__ = ("book", "outcome", "exchange", "token_id", "market_id", "title", "tick_size",
-                 "last_emitted", "template")
+                 "template")
 
     def __init__(self, book: Any, msg: dict[str, Any]) -> None:
         self.book = book  # the engine's live Book of this subscription
@@ -253,7 +255,6 @@ class _Meta:
         self.market_id = msg.get("market_id", "")
         self.title = msg.get("title")
         self.tick_size = msg.get("tick_size")
-        self.last_emitted = -1
         # Payload fields in the dataclass's order; the per-frame ones are overwritten (copying
         # this is cheaper than building an 18-key dict per frame).
         self.template = {
@@ -311,7 +312,7 @@ class ParsecWebSocket:
         self._client: Optional[Client] = None
         self._meta: dict[tuple[str, str], _Meta] = {}  # by (parsec_id, folded outcome)
         # Hot-path cache: (parsec_id, outcome as the server spells it) -> _Meta.
-        self._routes: dict[tuple[Any, Any], _Meta] = {}
+        self._by_sub: dict[Any, _Meta] = {}  # by the engine's Subscription object
         self._orderbook_handlers = self._handlers["orderbook"]  # the same list object
         self._closed_event: Optional[asyncio.Event] = None
         self._intentional_close = False
@@ -392,12 +393,13 @@ class ParsecWebSocket:
         options.update(self._client_options)
         # The first connection is not retried (the SDK raises instead); reconnect afterwards.
         options["reconnect"] = False
-        options["on_frame"] = self._on_frame
         if self._terminal_token is not None:
             client = Client(self._ws_url, terminal_token=self._terminal_token, **options)
         else:
             client = Client(self._ws_url, self._api_key, **options)
         feed = client.feed_handler
+        # Every applied frame, from the compiled feed handler (deltas stay on the native path).
+        feed.on_book_frame = self._on_book_frame
         engine_on_message = feed.on_message
 
         def on_message(obj: dict[str, Any]) -> None:
@@ -428,7 +430,7 @@ class ParsecWebSocket:
             raise
         self._client = client
         self._meta.clear()
-        self._routes.clear()
+        self._by_sub.clear()
         self._last_engine_event = ""
         self._state = "authenticating"
         try:
@@ -474,7 +476,7 @@ class ParsecWebSocket:
             task.cancel()
         self._subscriptions.clear()
         self._meta.clear()
-        self._routes.clear()
+        self._by_sub.clear()
         if self._closed_event is not None:
             self._closed_event.set()
         self._emit("disconnected", "Client closed")
@@ -552,56 +554,34 @@ class ParsecWebSocket:
                 if client is not None:
                     asyncio.get_running_loop().create_task(client.close())
 
-    def _on_frame(self, payload: bytes) -> None:
-        """Every text frame, after the engine applied it: snapshot metadata always, and the
-        per-frame ``orderbook`` event when someone listens. Never raises."""
+    def _on_book_frame(self, sub: Any, snapshot: Optional[dict[str, Any]]) -> None:
+        """Every frame the engine applied (the feed handler's per-frame callback): a snapshot
+        with its parsed fields, or a delta (None). Never raises into the engine."""
         try:
-            if b'"orderbook"' in payload:
-                msg = _loads(payload)
-                if type(msg) is dict and msg.get("type") == "orderbook":
-                    self._on_snapshot(msg)
-            elif self._orderbook_handlers and b'"orderbook_delta"' in payload:
-                msg = _loads(payload)
-                if type(msg) is dict and msg.get("type") == "orderbook_delta":
-                    self._on_delta(msg)
-        except Exception:  # a bad frame is the engine's business (it counted it)
+            if snapshot is not None:
+                self._on_snapshot(sub, snapshot)
+            elif self._orderbook_handlers:
+                meta = self._by_sub.get(sub)
+                if meta is not None:
+                    stale = sub.stale_after_ms
+                    self._publish(meta, "delta", sub.book.seq, sub.feed_state, sub.book_state,
+                                  0 if stale is None else stale, sub.exchange_ts_ms,
+                                  sub.ingest_ts_ms)
+        except Exception:
             logger.debug("compat: frame not handled", exc_info=True)
 
-    def _on_snapshot(self, msg: dict[str, Any]) -> None:
-        client = self._client
-        parsec_id = msg.get("parsec_id")
-        outcome = msg.get("outcome")
-        if client is None or not isinstance(parsec_id, str):
-            return
-        if not isinstance(outcome, str):
-            outcome = "Yes"
-        sub = client.feed_handler.get(parsec_id, outcome)
-        if sub is None:
-            return  # not subscribed: the engine dropped it
-        book = sub.book
-        seq = msg.get("server_seq", 0)
-        if not book.is_valid or book.seq != seq:
-            return  # rejected (bad data, needs_refresh): a resync is on its way
-        meta = _Meta(book, msg)
-        self._meta[(parsec_id, _okey(outcome))] = meta
-        self._routes[(parsec_id, msg.get("outcome"))] = meta
-        self._publish(msg, meta, "snapshot", seq)
+    def _on_snapshot(self, sub: Any, msg: dict[str, Any]) -> None:
+        parsec_id = sub.parsec_id
+        meta = _Meta(sub.book, msg)
+        self._meta[(parsec_id, _okey(sub.outcome))] = meta
+        self._by_sub[sub] = meta
+        g = msg.get
+        self._publish(meta, "snapshot", sub.book.seq, g("feed_state", "healthy"),
+                      g("book_state", "fresh"), g("stale_after_ms", 0), g("exchange_ts_ms"),
+                      g("ingest_ts_ms"))
 
-    def _on_delta(self, msg: dict[str, Any]) -> None:
-        # The hot path with an "orderbook" handler: kept in one function on purpose.
-        meta = self._routes.get((msg.get("parsec_id"), msg.get("outcome")))
-        if meta is None:
-            return  # no snapshot yet (or not subscribed)
-        seq = msg.get("server_seq", 0)
-        book = meta.book
-        # Applied only if the book is valid and now at this frame's seq: a dropped duplicate or
-        # gap leaves it elsewhere or invalid; the SDK emits nothing for those either.
-        if seq <= meta.last_emitted or not book.is_valid or book.seq != seq:
-            return
-        self._publish(msg, meta, "delta", seq)
-
-    def _publish(self, msg: dict[str, Any], meta: _Meta, kind: str, seq: int) -> None:
-        meta.last_emitted = seq
+    def _publish(self, meta: _Meta, kind: str, seq: int, feed_state: Any, book_state: Any,
+                 stale_after_ms: Any, exchange_ts_ms: Any, ingest_ts_ms: Any) -> None:
         handlers = self._orderbook_handlers
         if not handlers:
             return
@@ -613,17 +593,16 @@ class ParsecWebSocket:
         else:  # the SDK's arithmetic for a one-sided or empty book
             mid, spread = (bb if bb > 0 else ba if ba > 0 else 0.0), 0.0
         payload = _new_live(_LiveOrderbookSnapshot)
-        g = msg.get
         d = meta.template.copy()
         d["mid_price"] = mid
         d["spread"] = spread
         d["kind"] = kind
         d["server_seq"] = seq
-        d["feed_state"] = g("feed_state", "healthy")
-        d["book_state"] = g("book_state", "fresh")
-        d["stale_after_ms"] = g("stale_after_ms", 0)
-        d["exchange_ts_ms"] = g("exchange_ts_ms")
-        d["ingest_ts_ms"] = g("ingest_ts_ms")
+        d["feed_state"] = feed_state
+        d["book_state"] = book_state
+        d["stale_after_ms"] = stale_after_ms
+        d["exchange_ts_ms"] = exchange_ts_ms
+        d["ingest_ts_ms"] = ingest_ts_ms
         payload.__dict__ = d
         if len(handlers) == 1:  # the common case, without _emit's generality
             fn = handlers[0]
@@ -708,7 +687,7 @@ class ParsecWebSocket:
                 continue
             meta = self._meta.pop(engine_key, None)
             if meta is not None:
-                self._routes = {k: m for k, m in self._routes.items() if m is not meta}
+                self._by_sub = {k: m for k, m in self._by_sub.items() if m is not meta}
             if self._client is not None:
                 _run_sync(self._client.unsubscribe(
                     MarketSelector(parsec_id=sub.parsec_id, outcome=sub.outcome or "Yes")))

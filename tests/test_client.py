@@ -150,15 +150,17 @@ async def test_slow_reader_is_reported_and_recovered() -> None:
                 time.sleep(seconds)
             client.on("book_updated", slow_callback)
             # 1. A short stall: past the soft limit -> slow_reader, books stay valid.
-            await wait_for(lambda: client.metrics.slow_reader >= 1, 5)
+            # Generous bounds: on a loaded 2-core machine the server thread and the client
+            # compete for CPU; the waits end as soon as the condition holds.
+            await wait_for(lambda: client.metrics.slow_reader >= 1, 20)
             assert log.kinds()["slow_reader"] >= 1
             # 2. A long stall: past the hard limit -> resync_required for every book, which
             #    the client answers with ONE unsubscribe + ONE subscribe.
             t0 = time.monotonic()
-            while not conn.overload_events and time.monotonic() - t0 < 8:
+            while not conn.overload_events and time.monotonic() - t0 < 20:
                 time.sleep(0.05)   # blocks this loop: the client reads nothing meanwhile
             assert conn.overload_events >= 1
-            await wait_for(lambda: client.metrics.coalesced_resyncs >= 1, 8)
+            await wait_for(lambda: client.metrics.coalesced_resyncs >= 1, 20)
             assert sum(e.reason == "resync_required" for e in log.of(BookInvalid)) >= 6
             await settle_and_check(client, srv, timeout=10)
             assert_control_rate(client)

@@ -26,6 +26,9 @@ Tried once here (gcc 12, ASan build as above, --seconds 300 --seed 7): 1,306,000
 (1,104,592 rejected by orjson, 71,097 deltas, 45,963 snapshots, 53,981 other, 30,367 scanner
 fallbacks), no ASan report, no contract violation. ASan was checked to be live in that setup
 (a deliberate 1-byte heap over-read through ctypes is reported).
+After the fast-path rewrite (16-byte key patterns, SWAR digits): ASan build of _scan only
+(PARSEC_FAST_ONLY=_scan), --seconds 180 --seed 12: 4,649,000 inputs, no ASan report, no
+contract violation; plain build, --seconds 240 --seed 11: 22,529,000 inputs, clean.
 """
 from __future__ import annotations
 

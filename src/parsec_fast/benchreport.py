@@ -71,6 +71,15 @@ def _e2e_rows(data: dict[str, Any]) -> list[tuple[str, float]]:
     return sorted(rows, key=lambda r: -r[1])
 
 
+def _parse_rows(data: dict[str, Any], frame_set: str = "delta, 1 change") -> list[tuple[str, float]]:
+    """(contender, median ns/frame) for one frame set of the parse suite, fastest first."""
+    sets = data.get("sets", {})
+    results = sets.get(frame_set, {}).get("results", {}) if isinstance(sets, dict) else {}
+    rows = [(k, v["median_ns"]) for k, v in results.items()
+            if isinstance(v, dict) and isinstance(v.get("median_ns"), (int, float))]
+    return sorted(rows, key=lambda r: r[1])
+
+
 def _tables(data: Any, path: str = "") -> list[tuple[str, dict[str, dict[str, Any]]]]:
     """Every ``{name: {metric: scalar, ...}}`` mapping in a suite's JSON, with its path."""
     found: list[tuple[str, dict[str, dict[str, Any]]]] = []
@@ -117,12 +126,10 @@ def render_chart(combined: dict[str, Any], path: Path) -> str | None:
     book = suites.get("book", {})
     if _book_rows(book):
         panels.append(("book apply, depth 50 (ns/delta, lower is better)", _book_rows(book), "ns"))
-    for name in ("parse", "memory"):
-        data = suites.get(name)
-        if isinstance(data, dict) and "error" not in data and "not_run" not in data:
-            generic = _generic_rows(data)
-            if generic is not None and generic[1]:
-                panels.append((f"{name} — {generic[0]}", generic[1], ""))
+    parse = suites.get("parse", {})
+    if isinstance(parse, dict) and _parse_rows(parse):
+        panels.append(("bytes -> applied, 1-change delta (ns/frame, lower is better)",
+                       _parse_rows(parse), "ns"))
     e2e = suites.get("e2e", {})
     if _e2e_rows(e2e):
         panels.append(("end to end over loopback (deltas/s, higher is better)", _e2e_rows(e2e), "/s"))
@@ -235,6 +242,56 @@ def _book_md(data: dict[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
+def _parse_md(data: dict[str, Any]) -> str:
+    sets = data.get("sets", {})
+    names: list[str] = []
+    for fs in sets.values():
+        names += [n for n in fs.get("results", {}) if n not in names]
+    rows = []
+    for n in names:
+        row = [f"`{n}`"]
+        for fs in sets.values():
+            r = fs.get("results", {}).get(n)
+            row.append("-" if r is None else
+                       f"{r['median_ns']:,.0f} ({_fmt(r.get('p99_ns'))}) ×{r['x_orjson_loads']:.2f}"
+                       + ("" if r.get("book_ok", True) else " WRONG"))
+        rows.append(row)
+    header = ["contender"] + [f"{k} ({v.get('mean_bytes', 0):,.0f} B)" for k, v in sets.items()]
+    summary = data.get("summary", {})
+    parts = ["Raw frame bytes to an applied book, the same seeded frames for every contender: "
+             "median ns per frame (p99), and the ratio to `orjson.loads` alone (the parse floor).",
+             _table(header, rows)]
+    if summary:
+        parts.append(
+            f"Native feed path, single-change deltas: "
+            f"{summary.get('native_feed_single_change_deltas_per_s', 0):,.0f} deltas/s on one core, "
+            f"{summary.get('native_feed_vs_orjson_loads_single_change', 0):.2f}× the cost of "
+            f"`orjson.loads` alone (apply included); the scanner alone "
+            f"{summary.get('scanner_c_loop_vs_orjson_loads_single_change', 0):.2f}×.")
+    return "\n\n".join(parts)
+
+
+def _memory_md(data: dict[str, Any]) -> str:
+    books = data.get("books", {})
+    replay = data.get("replay", {})
+    parts = []
+    if books:
+        parts.append(
+            f"{books.get('books', 0):,} books at depth {books.get('depth')} "
+            f"({books.get('levels_per_book')} levels each), one FeedHandler: "
+            f"**{books.get('bytes_per_book', 0) / 1024:.1f} KiB RSS per book** "
+            f"({books.get('bytes_per_level', 0):.0f} B per level; subscription objects alone "
+            f"{books.get('subscriptions_only_bytes_per_book', 0):,.0f} B, C level arrays "
+            f"{books.get('c_level_arrays_bytes_per_book', 0):,} B).")
+    if replay:
+        parts.append(
+            f"{replay.get('deltas', 0):,} deltas replayed through the native feed path at "
+            f"{replay.get('deltas_per_s', 0):,.0f} deltas/s: RSS {replay.get('rss_start_mib', 0):.2f}"
+            f" → {replay.get('rss_end_mib', 0):.2f} MiB, **max drift "
+            f"{replay.get('max_drift_pct', 0):.3f} %** over {len(replay.get('samples', []))} samples.")
+    return "\n\n".join(parts) if parts else _generic_md(data)
+
+
 def _e2e_md(data: dict[str, Any]) -> str:
     meta = data.get("meta", {})
     parts = [f"{meta.get('books')} books at depth {meta.get('depth')}, blasts of "
@@ -323,8 +380,8 @@ def results_markdown(combined: dict[str, Any], *, has_chart: bool, notes: str = 
             lines += [f"Failed: {data['error']}" if "error" in data else
                       f"Not run: {data['not_run']}", ""]
             continue
-        body = _book_md(data) if name == "book" else _e2e_md(data) if name == "e2e" \
-            else _generic_md(data)
+        render = {"book": _book_md, "parse": _parse_md, "e2e": _e2e_md, "memory": _memory_md}
+        body = render.get(name, _generic_md)(data)
         lines += [body, ""]
     if notes.strip():
         lines += [notes.strip(), ""]

@@ -135,9 +135,9 @@ def _feed(parser: str):
     return prepare
 
 
-def c_orjson_book(fs):
-    loads = orjson.loads
-    book = Book(PID, OUTCOME)
+def _decode_then_apply(fs, loads, book_cls):
+    """A contender that decodes each frame with ``loads`` and applies it to a ``book_cls``."""
+    book = book_cls(PID, OUTCOME)
     snap = loads(fs["snapshot"])
     book.apply_snapshot(snap["bids"], snap["asks"], snap["server_seq"])
     if fs["kind"] == "snapshot":
@@ -149,22 +149,14 @@ def c_orjson_book(fs):
             obj = loads(frame)
             apply(obj["changes"], obj["server_seq"])
     return fn, lambda: book.is_valid and _levels_ok(book, fs)
+
+
+def c_orjson_book(fs):
+    return _decode_then_apply(fs, orjson.loads, Book)
 
 
 def c_json_reference(fs):
-    loads = json.loads
-    book = reference.Book(PID, OUTCOME)
-    snap = loads(fs["snapshot"])
-    book.apply_snapshot(snap["bids"], snap["asks"], snap["server_seq"])
-    if fs["kind"] == "snapshot":
-        def fn(frame, loads=loads, apply=book.apply_snapshot):
-            obj = loads(frame)
-            apply(obj["bids"], obj["asks"], obj["server_seq"])
-    else:
-        def fn(frame, loads=loads, apply=book.apply_delta):
-            obj = loads(frame)
-            apply(obj["changes"], obj["server_seq"])
-    return fn, lambda: book.is_valid and _levels_ok(book, fs)
+    return _decode_then_apply(fs, json.loads, reference.Book)
 
 
 def c_scanner(fs):

@@ -249,7 +249,7 @@ def test_snapshot_recovers(parser):
 @pytest.mark.parametrize("parser", PARSERS)
 def test_delta_applied_and_coalesced(parser):
     fh, rec, sub = ready(parser)
-    other = fh.add(PID2, "Yes")
+    fh.add(PID2, "Yes")
     fh.feed(snap(50, pid=PID2))
     rec.take()
     fh.feed(delta(101, [("bid", 0.65, 900.0), ("ask", 0.66, 0.0)]))

@@ -96,6 +96,24 @@ cdef inline bint outcome_equal(const char* a, const char* lowered, Py_ssize_t n)
     return True
 
 
+cdef inline bint bytes_equal(const char* a, const char* b, Py_ssize_t n) noexcept nogil:
+    # Inline word-at-a-time compare: parsec_ids are short, and a libc memcmp call costs more
+    # than the comparison itself.
+    cdef uint64_t x, y
+    cdef Py_ssize_t i = 0
+    while i + 8 <= n:
+        memcpy(&x, a + i, 8)
+        memcpy(&y, b + i, 8)
+        if x != y:
+            return False
+        i += 8
+    while i < n:
+        if a[i] != b[i]:
+            return False
+        i += 1
+    return True
+
+
 cdef inline int64_t ts_value(object value):
     """A frame's timestamp field as the native scanner reads it: an int within int64, else none."""
     if isinstance(value, int) and not PyBool_Check(value) and INT64_MIN < value <= 2 ** 63 - 1:
@@ -200,6 +218,21 @@ cdef class Subscription:
                 f"trustworthy={self.trustworthy})")
 
 
+cdef inline int native_states(FeedHandler self, Subscription sub, ScanResult* r, int64_t now) except -1:
+    """_on_states for a scanned frame, without the call when nothing changes (the usual
+    case): the native path never sees BOOK_STATE_OTHER / FEED_STATE_OTHER, so a state equal
+    to the subscription's is no change."""
+    if (sub._locally_stale
+            or (r.book_state != BOOK_STATE_ABSENT and r.book_state != sub._book_state)
+            or (r.feed_state != FEED_STATE_ABSENT and r.feed_state != sub._feed_state)):
+        return self._on_states(sub, r.book_state, None, r.feed_state, None,
+                               r.has_stale_after_ms, r.stale_after_ms, now)
+    sub.last_frame_ns = now
+    if r.has_stale_after_ms:
+        sub._stale_after_ms = r.stale_after_ms
+    return 0
+
+
 cdef class FeedHandler:
     """Parses frames, routes them to their books, applies them, reports through callbacks.
 
@@ -302,7 +335,7 @@ cdef class FeedHandler:
             if e.sub == NULL:
                 return None
             if (e.pid_len == pid_len and e.outcome_len == outcome_len
-                    and memcmp(e.pid, pid, pid_len) == 0
+                    and bytes_equal(e.pid, pid, pid_len)
                     and outcome_equal(outcome, e.outcome, outcome_len)):
                 return <Subscription>e.sub
             i = (i + 1) & self._table_mask
@@ -382,8 +415,7 @@ cdef class FeedHandler:
             rc = sub.book.raw_apply_delta(r.server_seq, r.changes, r.n_changes)
             if rc == RES_BAD_DATA or rc == RES_NO_MEMORY:
                 return -1
-            self._on_states(sub, r.book_state, None, r.feed_state, None,
-                            r.has_stale_after_ms, r.stale_after_ms, now)
+            native_states(self, sub, r, now)
             sub._exchange_ts_ms = r.exchange_ts_ms if r.has_exchange_ts_ms else _NO_TS
             sub._ingest_ts_ms = r.ingest_ts_ms if r.has_ingest_ts_ms else _NO_TS
             self._after_delta(sub, rc, r.server_seq, was_valid)
@@ -399,8 +431,7 @@ cdef class FeedHandler:
         rc = sub.book.raw_apply_snapshot(r.server_seq, r.bids, r.n_bids, r.asks, r.n_asks)
         if rc != RES_APPLIED:
             return -1
-        self._on_states(sub, r.book_state, None, r.feed_state, None,
-                        r.has_stale_after_ms, r.stale_after_ms, now)
+        native_states(self, sub, r, now)
         sub._exchange_ts_ms = r.exchange_ts_ms if r.has_exchange_ts_ms else _NO_TS
         sub._ingest_ts_ms = r.ingest_ts_ms if r.has_ingest_ts_ms else _NO_TS
         self._after_snapshot(sub, was_valid)

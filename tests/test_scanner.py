@@ -657,6 +657,54 @@ def test_key_near_misses(key):
         assert check_against_orjson(frame)["kind"] == "delta", frame
 
 
+COMPACT_ITEMS = [
+    b'{"side":"bid","price":0.65,"size":900.0}',
+    b'{"side":"ask","price":1,"size":0}',
+    b'{"side":"ask","price":-0.0,"size":1e-5}',
+    b'{"side":"bid","price":0.1234567890123456789,"size":12345678901234567890}',
+    b'{"side":"bid","price":1E400,"size":1}',
+    b'{"side":"bid","price":0.5,"size":1,"x":2}',
+    b'{"side":"bid","price":0.5,"size":1,"size":2}',
+    b'{"side":"bid","price":0.5,"size":"1"}',
+    b'{"side":"bid","price":0.5,"size":null}',
+    b'{"side":"bidx","price":0.5,"size":1}',
+    b'{"side":"Bid","price":0.5,"size":1}',
+    b'{"side":"bid","price" :0.5,"size":1}',
+    b'{"side":"bid","price":0.5 ,"size":1}',
+    b'{"side":"bid","price":0.5,"size":1 }',
+    b'{"side":"bid","pric\\u0065":0.5,"size":1}',
+    b'{"side":"bid","price":0.5,"siz":1}',
+    b'{"side":"bid","price":.5,"size":1}',
+    b'{"side":"bid","price":05,"size":1}',
+    b'{"side":"bid","price":0.5,"size":1',
+]
+
+
+@pytest.mark.parametrize("item", COMPACT_ITEMS)
+def test_compact_change_items(item):
+    """Items written in the protocol's own spelling take a fixed-pattern fast path; items that
+    only nearly match it must read exactly as the general member loop and orjson read them."""
+    head = b'{"type":"orderbook_delta","parsec_id":"a","server_seq":1,"changes":['
+    for body in (item, item + b"," + item, b'{"size":2,"side":"ask","price":0.5},' + item):
+        check_against_orjson(head + body + b"]}")
+        for cut in range(len(body)):
+            assert scan_to_python(head + body[:cut])["kind"] == "fallback"
+
+
+def test_compact_change_item_mutations():
+    """Every one-byte change of a compact item (each position, a set of replacement bytes):
+    scanner and orjson agree."""
+    head = b'{"type":"orderbook_delta","parsec_id":"a","server_seq":1,"changes":['
+    item = b'{"side":"ask","price":0.65,"size":900.0}'
+    n_delta = 0
+    for i in range(len(item)):
+        for c in b' "\\,:.{}[]0159eEabdkpirsz-+\x00\xff':
+            body = item[:i] + bytes([c]) + item[i + 1:]
+            got = check_against_orjson(head + body + b"]}")
+            n_delta += got["kind"] == "delta"
+    assert n_delta > 50   # the mutations include many valid items (digits, spaces)
+
+
 def test_nesting_depth():
     ok = b'{"type":"heartbeat","x":' + b"[" * 64 + b"]" * 64 + b"}"
     assert check_against_orjson(ok)["kind"] == "other"

@@ -40,6 +40,9 @@ cdef extern from "_scan_c.h" nogil:
     const pf_u8* pf_int64(const pf_u8* p, const pf_u8* end, int64_t* out)
     const pf_u8* pf_double(const pf_u8* p, const pf_u8* end, double* d)
     const pf_u8* pf_skip_value(const pf_u8* p, const pf_u8* end)
+    const pf_u8* pf_change_compact(const pf_u8* p, const pf_u8* end, int* side, double* price,
+                                   double* size)
+    int PF_CHANGE_BID
     const pf_u8* pf_skip_scalar(const pf_u8* p, const pf_u8* end)
     const pf_u8* pf_literal(const pf_u8* p, const pf_u8* end, const char* lit, size_t n)
     int PF_NUM_DOUBLE
@@ -153,9 +156,7 @@ cdef inline const pf_u8* _changes_array(FrameScanner self, const pf_u8* p,
                                         const pf_u8* end) noexcept nogil:
     """`changes`: an array of {"side": "bid"|"ask", "price": num, "size": num, ...}."""
     cdef Py_ssize_t n = 0
-    cdef const pf_u8* s
-    cdef size_t slen
-    cdef unsigned key, bit, got
+    cdef const pf_u8* q
     cdef int side = 0
     cdef double price = 0.0, size = 0.0
     cdef RawChange* c
@@ -167,48 +168,16 @@ cdef inline const pf_u8* _changes_array(FrameScanner self, const pf_u8* p,
         self.r.n_changes = 0
         return p + 1
     while True:
-        # an item; p is at its first byte
-        if p[0] != b'{':
-            return NULL
-        p = pf_ws(p + 1, end)
-        if p >= end or p[0] != b'"':
-            return NULL           # also "{}": missing fields
-        got = 0
-        while True:
-            p = pf_member(p, end, &key)   # key and ':'; now at the value (p < end)
+        # an item; p is at its first byte. The protocol's own spelling takes one fixed-pattern
+        # pass; any other goes through the member loop below.
+        q = pf_change_compact(p, end, &side, &price, &size)
+        if q != NULL:
+            p = q
+            side = SIDE_BID if side == PF_CHANGE_BID else SIDE_ASK
+        else:
+            p = _change_members(p, end, &side, &price, &size)
             if p == NULL:
                 return NULL
-            bit = (1u << key) & NEED_CHANGE
-            if bit & got:
-                return NULL       # duplicate
-            got |= bit
-            if bit == 0:
-                p = _skip(p, end)
-            elif key == KI_PRICE:
-                p = pf_double(p, end, &price)
-            elif key == KI_SIZE:
-                p = pf_double(p, end, &size)
-            else:  # side
-                if p[0] != b'"':
-                    return NULL
-                p = pf_rawstr(p, end, &s, &slen)
-                if p == NULL or slen != 3:
-                    return NULL
-                if s[0] == b'b' and s[1] == b'i' and s[2] == b'd':
-                    side = SIDE_BID
-                elif s[0] == b'a' and s[1] == b's' and s[2] == b'k':
-                    side = SIDE_ASK
-                else:
-                    return NULL
-            if p == NULL:
-                return NULL
-            p = pf_sep(p, end, b'"', b'}')   # next key, or '}'
-            if p == NULL:
-                return NULL
-            if p[0] == b'}':
-                break
-        if got != NEED_CHANGE:
-            return NULL
         if n == self._changes_cap and not self._grow_changes():
             return NULL
         c = &self._changes[n]
@@ -216,12 +185,68 @@ cdef inline const pf_u8* _changes_array(FrameScanner self, const pf_u8* p,
         c.price = price
         c.size = size
         n += 1
-        p = pf_sep(p + 1, end, b'{', b']')   # next item, or ']'
+        p = pf_sep(p, end, b'{', b']')   # next item, or ']'
         if p == NULL:
             return NULL
         if p[0] == b']':
             self.r.n_changes = n
             return p + 1
+
+
+cdef const pf_u8* _change_members(const pf_u8* p, const pf_u8* end, int* side_out,
+                                  double* price_out, double* size_out) noexcept nogil:
+    """One item of `changes` in general: {"side": "bid"|"ask", "price": num, "size": num, ...},
+    keys in any order, whitespace, unknown keys skipped. Returns the position after its '}'."""
+    cdef const pf_u8* s
+    cdef size_t slen
+    cdef unsigned key, bit, got
+    cdef int side = 0
+    cdef double price = 0.0, size = 0.0
+    if p[0] != b'{':
+        return NULL
+    p = pf_ws(p + 1, end)
+    if p >= end or p[0] != b'"':
+        return NULL           # also "{}": missing fields
+    got = 0
+    while True:
+        p = pf_member(p, end, &key)   # key and ':'; now at the value (p < end)
+        if p == NULL:
+            return NULL
+        bit = (1u << key) & NEED_CHANGE
+        if bit & got:
+            return NULL       # duplicate
+        got |= bit
+        if bit == 0:
+            p = _skip(p, end)
+        elif key == KI_PRICE:
+            p = pf_double(p, end, &price)
+        elif key == KI_SIZE:
+            p = pf_double(p, end, &size)
+        else:  # side
+            if p[0] != b'"':
+                return NULL
+            p = pf_rawstr(p, end, &s, &slen)
+            if p == NULL or slen != 3:
+                return NULL
+            if s[0] == b'b' and s[1] == b'i' and s[2] == b'd':
+                side = SIDE_BID
+            elif s[0] == b'a' and s[1] == b's' and s[2] == b'k':
+                side = SIDE_ASK
+            else:
+                return NULL
+        if p == NULL:
+            return NULL
+        p = pf_sep(p, end, b'"', b'}')   # next key, or '}'
+        if p == NULL:
+            return NULL
+        if p[0] == b'}':
+            break
+    if got != NEED_CHANGE:
+        return NULL
+    side_out[0] = side
+    price_out[0] = price
+    size_out[0] = size
+    return p + 1
 
 
 cdef const pf_u8* _levels_array(FrameScanner self, const pf_u8* p, const pf_u8* end,

@@ -787,4 +787,32 @@ close:
     goto after;
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* A change item in the protocol's own spelling.                                               */
+
+enum { PF_CHANGE_BID = 1, PF_CHANGE_ASK = 2 };
+
+/* An item of "changes" written exactly as {"side":"bid","price":N,"size":N} (or "ask"): compact,
+ * keys in the protocol's order, as servers write them. Sets *side (PF_CHANGE_*), *price, *size
+ * (read by pf_double, as the general member loop reads them) and returns the position after the
+ * '}'; NULL when the item is written any other way, valid or not: the caller then reads it with
+ * the general member loop, which decides. The fixed bytes prove the keys (no escape, no
+ * duplicate) and the punctuation, so each item costs three word compares and two numbers instead
+ * of three key lookups. */
+PF_HOT const pf_u8 *pf_change_compact(const pf_u8 *p, const pf_u8 *end, int *side,
+                                      double *price, double *size) {
+    if (PF_UNLIKELY(end - p < 33)) return NULL;         /* {"side":"bid","price":0,"size":0} */
+    if (pf_ld8(p) != pf_ld8("{\"side\":")) return NULL;
+    uint64_t w = pf_ld8(p + 8);                          /* "bid","p */
+    if (w == pf_ld8("\"bid\",\"p")) *side = PF_CHANGE_BID;
+    else if (w == pf_ld8("\"ask\",\"p")) *side = PF_CHANGE_ASK;
+    else return NULL;
+    if (pf_ld4(p + 16) != pf_ld4("rice") || pf_ld2(p + 20) != pf_ld2("\":")) return NULL;
+    p = pf_double(p + 22, end, price);
+    if (!p || end - p < 9 || pf_ld8(p) != pf_ld8(",\"size\":")) return NULL;
+    p = pf_double(p + 8, end, size);
+    if (!p || p >= end || *p != '}') return NULL;
+    return p + 1;
+}
+
 #endif

@@ -67,20 +67,28 @@ cdef inline uint64_t mix(uint64_t h, uint64_t w) noexcept nogil:
     return h ^ (h >> 32)
 
 
+cdef inline uint64_t load_upto8(const char* p, Py_ssize_t n) noexcept nogil:
+    """The first min(n, 8) bytes at p as a word (zero-padded); reads only p[0:n]."""
+    cdef uint64_t w = 0
+    cdef Py_ssize_t i
+    if n >= 8:
+        memcpy(&w, p, 8)
+        return w
+    for i in range(n):
+        w |= (<uint64_t>(<unsigned char>p[i])) << (8 * i)
+    return w
+
+
 cdef inline uint64_t route_hash(const char* pid, Py_ssize_t pid_len, const char* outcome,
                                 Py_ssize_t outcome_len) noexcept nogil:
-    # Eight bytes of parsec_id per step; the outcome contributes only its length and its
-    # ASCII-lowercased first byte (outcomes of one market rarely share both, and the equality
-    # check settles any collision).
+    # parsec_id's first and last eight bytes (they overlap for short ids) and its length: the
+    # venue prefix and the market id, which is where ids differ. The outcome contributes only
+    # its length and its ASCII-lowercased first byte (outcomes of one market rarely share both).
+    # The equality check in _route settles any collision.
     cdef uint64_t h = <uint64_t>pid_len, w
-    while pid_len >= 8:
-        memcpy(&w, pid, 8)
-        h = mix(h, w)
-        pid += 8
-        pid_len -= 8
-    if pid_len > 0:
-        w = 0
-        memcpy(&w, pid, pid_len)
+    h = mix(h, load_upto8(pid, pid_len))
+    if pid_len > 8:
+        memcpy(&w, pid + pid_len - 8, 8)
         h = mix(h, w)
     w = <uint64_t>outcome_len << 8
     if outcome_len > 0:
@@ -97,21 +105,25 @@ cdef inline bint outcome_equal(const char* a, const char* lowered, Py_ssize_t n)
 
 
 cdef inline bint bytes_equal(const char* a, const char* b, Py_ssize_t n) noexcept nogil:
-    # Inline word-at-a-time compare: parsec_ids are short, and a libc memcmp call costs more
-    # than the comparison itself.
+    # Inline word-at-a-time compare (parsec_ids are short, and a libc memcmp call costs more
+    # than the comparison itself); the last word overlaps the previous one instead of a byte loop.
     cdef uint64_t x, y
     cdef Py_ssize_t i = 0
-    while i + 8 <= n:
+    if n < 8:
+        while i < n:
+            if a[i] != b[i]:
+                return False
+            i += 1
+        return True
+    while i + 8 < n:
         memcpy(&x, a + i, 8)
         memcpy(&y, b + i, 8)
         if x != y:
             return False
         i += 8
-    while i < n:
-        if a[i] != b[i]:
-            return False
-        i += 1
-    return True
+    memcpy(&x, a + n - 8, 8)
+    memcpy(&y, b + n - 8, 8)
+    return x == y
 
 
 cdef inline int64_t ts_value(object value):

@@ -29,6 +29,9 @@ fallbacks), no ASan report, no contract violation. ASan was checked to be live i
 After the fast-path rewrite (16-byte key patterns, SWAR digits): ASan build of _scan only
 (PARSEC_FAST_ONLY=_scan), --seconds 180 --seed 12: 4,649,000 inputs, no ASan report, no
 contract violation; plain build, --seconds 240 --seed 11: 22,529,000 inputs, clean.
+After the compact change-item fast path: plain build, --seconds 150 --seed 21: 14,990,000 inputs
+(880,012 deltas), clean; ASan build of _scan, --seconds 180 --seed 22: 4,843,000 inputs, no ASan
+report, no contract violation.
 """
 from __future__ import annotations
 

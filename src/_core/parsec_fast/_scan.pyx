@@ -23,7 +23,7 @@ The C interface is in ``_scan.pxd``; ``scan_to_python`` and ``FrameScanner.scan_
 """
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport malloc, realloc, free
-from libc.string cimport memcmp, memcpy, memset
+from libc.string cimport memcpy
 from cpython.time cimport monotonic_ns
 
 from parsec_fast._book cimport RawChange, RawLevel, SIDE_BID, SIDE_ASK
@@ -356,9 +356,18 @@ cdef class FrameScanner:
         cdef unsigned key, bit
         cdef int tkind = T_UNKNOWN
 
-        # every field starts absent / zero / NULL (SCAN_FALLBACK, BOOK_STATE_ABSENT and
-        # FEED_STATE_ABSENT are 0): one memset instead of a store per field
-        memset(r, 0, sizeof(ScanResult))
+        # The fields whose absence is a value; every other field is written before a kind that
+        # uses it is returned (a memset of the whole struct is a libc call, ~30 instructions).
+        r.kind = SCAN_FALLBACK
+        r.has_outcome = False
+        r.book_state = BOOK_STATE_ABSENT
+        r.feed_state = FEED_STATE_ABSENT
+        r.has_stale_after_ms = False
+        r.has_exchange_ts_ms = False
+        r.has_ingest_ts_ms = False
+        r.n_changes = 0
+        r.n_bids = 0
+        r.n_asks = 0
 
         if buf == NULL or n <= 0:
             return SCAN_FALLBACK
@@ -547,8 +556,6 @@ cdef class FrameScanner:
 _BOOK_STATES = (None, "fresh", "stale", "needs_refresh", "other")
 _FEED_STATES = (None, "healthy", "degraded", "disconnected", "other")
 
-# scan() clears ScanResult with one memset: "absent" must be all-zero bytes
-assert SCAN_FALLBACK == 0 and BOOK_STATE_ABSENT == 0 and FEED_STATE_ABSENT == 0
 
 SCAN_CODES = {"fallback": SCAN_FALLBACK, "delta": SCAN_DELTA, "snapshot": SCAN_SNAPSHOT,
               "other": SCAN_OTHER}

@@ -187,6 +187,7 @@ class Engine:
         self.sample_every = latency_sample_every
         self.client: Any = None
         self.keys: list[Key] = []
+        self._books: list[Any] = []
 
     async def start(self, url: str, keys: list[Key], depth: int) -> None:
         from parsec_fast.client import Client
@@ -198,12 +199,15 @@ class Engine:
         await self.client.start()
         await self.client.subscribe([{"parsec_id": p, "outcome": o} for p, o in keys], depth=depth,
                                     timeout=60)
+        self._books = [self.client.book(p, o) for p, o in keys]
 
     def seqs(self) -> list[int]:
         return [self.client.book(p, o).seq or 0 for p, o in self.keys]
 
     def progress(self) -> list[int]:
-        return self.seqs()
+        # polled every 1 ms on the client's own loop: read the live Book objects directly (a
+        # subscription keeps its Book for its lifetime, and nothing resubscribes mid-blast)
+        return [book.seq or 0 for book in self._books]
 
     def books(self) -> dict[str, Any]:
         out = {}

@@ -20,8 +20,9 @@ first moment the client held every book at the final ``server_seq`` the server r
 client polls its books every 1 ms during the blast and keeps a record of when they changed, so
 the stop time does not include the server's reply, which it sends only after its last write and
 after computing the expected books (waiting for it added ~30 ms to a 400 k-delta blast, a fifth
-of the fastest contender's interval). deltas/s = frames written / that interval. ``--repeats``
-blasts run back to back on the same connection (the stream continues, identical for every contender); the median is reported.
+of the fastest contender's interval). deltas/s = frames written / that interval.
+``--repeats`` blasts run back to back on the same connection (the stream continues, identical
+for every contender); the median is reported.
 
 Contenders:
 

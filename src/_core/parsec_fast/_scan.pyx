@@ -15,8 +15,8 @@ a separator one 16-bit compare, and a change item written as the protocol spells
 (``{"side":"bid","price":N,"size":N}``) three word compares plus its two numbers. Anything else
 (whitespace, escapes, non-ASCII, unknown keys, another key order inside an item, long or
 exponent numbers) takes the general, fully validating path out of line. For the local
-server's 1-change delta (~340 bytes) that is ~1,770 instructions per frame by callgrind
-(``bench/callgrind_scanner.py``; 3 changes: ~2,230), against ~14,000 for ``orjson.loads``.
+server's 1-change delta (~340 bytes) that is ~1,750 instructions per frame by callgrind
+(``bench/callgrind_scanner.py``; 3 changes: ~2,210), against ~14,000 for ``orjson.loads``.
 
 The C interface is in ``_scan.pxd``; ``scan_to_python`` and ``FrameScanner.scan_bytes`` /
 ``bench_loop`` exist for tests and benchmarks only.

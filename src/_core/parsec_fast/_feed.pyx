@@ -417,36 +417,31 @@ cdef class FeedHandler:
             self.n_unrouted += 1
             return 0
         was_valid = sub.book._valid
-        if kind == SCAN_DELTA:
-            if r.book_state == BOOK_STATE_NEEDS_REFRESH:
-                self._on_states(sub, r.book_state, None, r.feed_state, None,
-                                r.has_stale_after_ms, r.stale_after_ms, now)
-                sub.n_needs_refresh += 1
-                self._mark_invalid(sub, "needs_refresh", was_valid)
-                return 0
-            rc = sub.book.raw_apply_delta(r.server_seq, r.changes, r.n_changes)
-            if rc == RES_BAD_DATA or rc == RES_NO_MEMORY:
-                return -1
-            native_states(self, sub, r, now)
-            sub._exchange_ts_ms = r.exchange_ts_ms if r.has_exchange_ts_ms else _NO_TS
-            sub._ingest_ts_ms = r.ingest_ts_ms if r.has_ingest_ts_ms else _NO_TS
-            self._after_delta(sub, rc, r.server_seq, was_valid)
-            if rc == RES_APPLIED and self.on_book_frame is not None:
-                self.on_book_frame(sub, None)
-            return 0
         if r.book_state == BOOK_STATE_NEEDS_REFRESH:
             self._on_states(sub, r.book_state, None, r.feed_state, None,
                             r.has_stale_after_ms, r.stale_after_ms, now)
             sub.n_needs_refresh += 1
-            self._mark_invalid(sub, "needs_refresh", True)
+            # as on the orjson path: a snapshot's refusal is reported even on an invalid book
+            self._mark_invalid(sub, "needs_refresh", was_valid or kind == SCAN_SNAPSHOT)
             return 0
-        rc = sub.book.raw_apply_snapshot(r.server_seq, r.bids, r.n_bids, r.asks, r.n_asks)
-        if rc != RES_APPLIED:
-            return -1
+        if kind == SCAN_DELTA:
+            rc = sub.book.raw_apply_delta(r.server_seq, r.changes, r.n_changes)
+            if rc == RES_BAD_DATA or rc == RES_NO_MEMORY:
+                return -1
+        else:
+            rc = sub.book.raw_apply_snapshot(r.server_seq, r.bids, r.n_bids, r.asks, r.n_asks)
+            if rc != RES_APPLIED:
+                return -1
+        # apply, then states, then the outcome's events (the orjson path's order)
         native_states(self, sub, r, now)
         sub._exchange_ts_ms = r.exchange_ts_ms if r.has_exchange_ts_ms else _NO_TS
         sub._ingest_ts_ms = r.ingest_ts_ms if r.has_ingest_ts_ms else _NO_TS
-        self._after_snapshot(sub, was_valid)
+        if kind == SCAN_SNAPSHOT:
+            self._after_snapshot(sub, was_valid)
+            return 0
+        self._after_delta(sub, rc, r.server_seq, was_valid)
+        if rc == RES_APPLIED and self.on_book_frame is not None:
+            self.on_book_frame(sub, None)
         return 0
 
     # -- orjson path ----------------------------------------------------------------------------

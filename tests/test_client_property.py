@@ -54,10 +54,15 @@ async def _scenario(schedule: list[tuple[str, int, float]], parser: str, activit
             srv.faults.feed_healthy()
             srv.resume_stream()
             await asyncio.sleep(0.1)
-            await client.wait_ready(8)
-            frames = await quiesce(client, srv, 8)
-            await client.wait_ready(8)
-            frames = await quiesce(client, srv, 8)
+            # A reorder fault can still hold one delta back; it is released behind the next frame
+            # of its book (even a stale announcement while the stream is paused), which the
+            # client sees as a gap and resyncs. So settle in bounded rounds until a quiet round
+            # finds every book valid, then check them all.
+            for _ in range(4):
+                await client.wait_ready(8)
+                frames = await quiesce(client, srv, 8)
+                if all(sub.book.is_valid for sub in client.subscriptions()):
+                    break
             assert check_books(client, frames, shared=shared) == len(sels)
             assert client.metrics.rate_limited == 0
             assert_control_rate(client)

@@ -602,8 +602,11 @@ async def test_serve_forever_in_a_separate_process_prints_its_url() -> None:
     import os
     import sys
 
+    import parsec_fast
+
     env = dict(os.environ)
-    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+    # the directory parsec_fast is imported from: src/ of a checkout, or site-packages
+    src = os.path.dirname(os.path.dirname(os.path.abspath(parsec_fast.__file__)))
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "parsec_fast.server", "--markets", "3", "--heartbeat", "0.1",

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from parsec_fast import Book as FastBook
-from parsec_fast.book_api import DeltaResult
+from parsec_fast.rules import DeltaResult
 from parsec_fast.errors import BookDataError
 from parsec_fast.reference import Book as RefBook
 

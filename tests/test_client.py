@@ -16,10 +16,10 @@ from picows import WSListener, ws_create_server
 
 from client_helpers import (ThreadedServer, assert_control_rate, check_books, make_client, quiesce,
                             selectors, server_config, settle_and_check, wait_for)
-from parsec_fast import AuthenticationError, Client, SubscriptionLimitError
-from parsec_fast.client_events import (BookInvalid, BookRecovered, Connected, Disconnected,
-                                       EventsDropped, Reconnecting, SubscriptionFailed, kind_of)
-from parsec_fast.events import ErrorEvent, Trade
+from parsec_fast import AuthenticationError, AuthTimeoutError, Client, SubscriptionLimitError
+from parsec_fast.events import (BookInvalid, BookRecovered, Connected, Disconnected,
+                                ErrorMessage, EventsDropped, Reconnecting, SubscriptionFailed,
+                                Trade)
 from parsec_fast.server import LocalServer
 
 pytestmark = pytest.mark.timeout(40)
@@ -35,7 +35,7 @@ class EventLog:
         client.on("*", self.events.append)
 
     def kinds(self) -> Counter[str]:
-        return Counter(kind_of(e) for e in self.events)
+        return Counter(e.kind for e in self.events)
 
     def of(self, cls: type) -> list[Any]:
         return [e for e in self.events if isinstance(e, cls)]
@@ -94,7 +94,7 @@ async def test_stall_marks_books_stale_then_fresh(parser: str) -> None:
             assert "stale" in (sub.why_not() or "")
             await wait_for(lambda: sub.trustworthy, 4)
             states = [(e.what, e.reason) for e in log.events
-                      if kind_of(e) == "book_state" and e.parsec_id == pid]
+                      if e.kind == "book_state" and e.parsec_id == pid]
             assert ("state", "book_state=stale") in states or ("stale", "no book frame for 300 ms") in states
             assert ("state", "book_state=fresh") in states or ("fresh", "book frame received") in states
             assert sub.book.is_valid  # staleness never invalidates the book
@@ -251,8 +251,19 @@ async def test_auth_timeout_reconnects() -> None:
     server = await ws_create_server(factory, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
+        # By default the first attempt's failure is raised at once, typed.
         client = Client(f"ws://127.0.0.1:{port}/ws", api_key="demo", auth_timeout=0.2,
-                        backoff_initial=0.05, backoff_max=0.1, open_timeout=1.0)
+                        open_timeout=5.0)
+        t0 = time.monotonic()
+        with pytest.raises(AuthTimeoutError) as info:
+            await client.start()
+        assert time.monotonic() - t0 < 1.5 and len(accepted) == 1
+        assert isinstance(info.value, asyncio.TimeoutError) and info.value.phase == "auth"
+        # With retry_first_connect the first connection is retried with backoff.
+        accepted.clear()
+        client = Client(f"ws://127.0.0.1:{port}/ws", api_key="demo", auth_timeout=0.2,
+                        backoff_initial=0.05, backoff_max=0.1, open_timeout=1.0,
+                        retry_first_connect=True)
         t0 = time.monotonic()
         with pytest.raises(asyncio.TimeoutError):
             await client.start()
@@ -284,7 +295,7 @@ async def test_rate_limited_control_messages_are_retried() -> None:
             await asyncio.wait_for(asyncio.gather(*tasks), 15)
             await client.wait_ready(10)
             assert client.metrics.rate_limited >= 1
-            assert any(isinstance(e, ErrorEvent) and e.code == 3001 for e in log.events)
+            assert any(isinstance(e, ErrorMessage) and e.code == 3001 for e in log.events)
             await settle_and_check(client, srv, timeout=10)
             assert_control_rate(client)
 

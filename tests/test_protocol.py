@@ -10,13 +10,13 @@ from hypothesis import strategies as st
 
 from parsec_fast.codes import ADDRESS_EXCHANGES, ErrorCode
 from parsec_fast.errors import ProtocolError
-from parsec_fast.events import (
+from parsec_fast.messages import (
     AuthError,
     AuthOk,
     BookDelta,
     BookSnapshot,
-    ErrorEvent,
-    Event,
+    ErrorMessage,
+    Message,
     Fill,
     Heartbeat,
     ResyncRequired,
@@ -368,7 +368,7 @@ def test_decode_control_frames():
         SlowReader(parsec_id="kalshi:X", outcome="No")
     assert decode(b'{"type":"slow_reader"}') == SlowReader(parsec_id=None, outcome=None)
     ev = decode(b'{"type":"error","code":2002,"message":"market not found","parsec_id":"kalshi:NOPE"}')
-    assert ev == ErrorEvent(code=ErrorCode.MARKET_NOT_FOUND, message="market not found",
+    assert ev == ErrorMessage(code=ErrorCode.MARKET_NOT_FOUND, message="market not found",
                             parsec_id="kalshi:NOPE")
     ev = decode(b'{"type":"error","code":3002,'
                 b'"message":"max subscriptions reached (limit: 3, tier: free)"}')
@@ -508,7 +508,7 @@ def test_decode_rejects_non_frames_with_type_error():
 
 
 # ------------------------------------------------------------------------------------------
-# Properties: decode only ever returns an Event or raises ProtocolError
+# Properties: decode only ever returns a Message or raises ProtocolError
 # ------------------------------------------------------------------------------------------
 
 def _outcome(frame):
@@ -516,7 +516,7 @@ def _outcome(frame):
         result = decode(frame)
     except ProtocolError:
         return None
-    assert isinstance(result, Event)
+    assert isinstance(result, Message)
     return result
 
 

@@ -1,24 +1,45 @@
 """parsec_fast: live Parsec order books at native speed.
 
 ``from parsec_fast import Book`` gives the compiled book; ``parsec_fast.reference.Book`` is its
-pure-Python twin with the same API.
+pure-Python twin with the same API and the same rules (:mod:`parsec_fast.rules`).
+:class:`Client` holds live books from a Parsec WebSocket; every event it delivers is a member of
+:data:`Event`, discriminated by ``kind``.
 """
 from __future__ import annotations
 
-from .book_api import DeltaResult
-from .errors import (AuthenticationError, BookDataError, ParsecError, ProtocolError,
-                     SubscriptionError, SubscriptionLimitError)
 from ._book import Book
-from .client import Client, ClientMetrics, EventStream, run
-from .client_events import (BookInvalid, BookRecovered, BookStateChanged, BookUpdated, Connected,
-                            Disconnected, EventsDropped, ProtocolErrorEvent, Reconnecting,
-                            SubscriptionFailed)
+from ._feed import FeedHandler, Subscription
+from .client import Client, ClientConfig, ClientMetrics, EventStream, run
+from .errors import (AuthenticationError, AuthTimeoutError, BookDataError, ConnectionClosedError,
+                     ConnectRefusedError, ConnectTimeoutError, DeadConnectionError, DNSError,
+                     HandshakeRejectedError, HandshakeTimeoutError, MessageTooLargeError,
+                     ParsecConnectionError, ParsecError, ProtocolError, SubscriptionError,
+                     SubscriptionLimitError, TLSError)
+from .events import (AuthError, BookInvalid, BookRecovered, BookStateChanged, BookUpdated,
+                     Connected, Disconnected, ErrorMessage, Event, EventKind, EventsDropped, Fill,
+                     Heartbeat, ProtocolErrorEvent, Reconnecting, SlowReader, SubscriptionFailed,
+                     Trade, UnknownMessage, WalletActivity)
 from .recording import Replayer
+from .rules import DeltaResult
+from .selectors import AddressSelector, MarketSelector
 
 __version__ = "0.1.0"
 
-__all__ = ["Book", "DeltaResult", "BookDataError", "ProtocolError", "ParsecError", "__version__",
-           "Client", "ClientMetrics", "EventStream", "run", "AuthenticationError",
-           "SubscriptionError", "SubscriptionLimitError", "BookUpdated", "BookInvalid",
-           "BookRecovered", "BookStateChanged", "Connected", "Disconnected", "Reconnecting",
-           "SubscriptionFailed", "ProtocolErrorEvent", "EventsDropped", "Replayer"]
+__all__ = [
+    "__version__",
+    # books
+    "Book", "DeltaResult", "Subscription", "FeedHandler",
+    # client
+    "Client", "ClientConfig", "ClientMetrics", "EventStream", "run", "MarketSelector",
+    "AddressSelector", "Replayer",
+    # events
+    "Event", "EventKind", "BookUpdated", "BookInvalid", "BookRecovered", "BookStateChanged",
+    "Trade", "Fill", "WalletActivity", "Heartbeat", "SlowReader", "ErrorMessage", "AuthError",
+    "SubscriptionFailed", "UnknownMessage", "ProtocolErrorEvent", "Connected", "Disconnected",
+    "Reconnecting", "EventsDropped",
+    # errors
+    "ParsecError", "BookDataError", "ProtocolError", "AuthenticationError", "SubscriptionError",
+    "SubscriptionLimitError", "ParsecConnectionError", "DNSError", "ConnectRefusedError",
+    "ConnectTimeoutError", "TLSError", "HandshakeTimeoutError", "HandshakeRejectedError",
+    "AuthTimeoutError", "ConnectionClosedError", "DeadConnectionError", "MessageTooLargeError",
+]

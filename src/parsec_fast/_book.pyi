@@ -5,7 +5,7 @@ rules (price identity, validation, sequencing, atomicity) are in that module's d
 """
 from typing import Any, Literal, Sequence
 
-from .book_api import DeltaResult
+from .rules import DeltaResult
 
 Side = Literal["bid", "ask"]
 
@@ -97,6 +97,6 @@ class Book:
         """As ``bids_into``, for the asks."""
     @property
     def stats(self) -> dict[str, int]:
-        """Counters since construction; keys are ``parsec_fast.book_api.STAT_NAMES``."""
+        """Counters since construction; keys are ``parsec_fast.rules.STAT_NAMES``."""
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready copy: parsec_id, outcome, seq, is_valid, bids and asks as [price, size]."""

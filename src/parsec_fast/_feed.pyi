@@ -111,4 +111,6 @@ class FeedHandler:
     @property
     def stats(self) -> dict[str, int]:
         """frames, bytes, native_frames, orjson_frames, snapshots, deltas_applied, duplicates,
-        gaps, dropped, no_snapshot, rejected, unrouted, protocol_errors, activity, slow_reader."""
+        gaps, dropped, no_snapshot, rejected, unrouted, protocol_errors, activity, slow_reader.
+        The book counters (snapshots ... rejected) are sums over the books' own counters
+        (removed subscriptions included), without activity frames' empty deltas."""

@@ -260,8 +260,8 @@ async def run_view(session: Session, seconds: float | None, *, rows: int = 12,
             elapsed = time.monotonic() - start
             if seconds is not None and elapsed >= seconds:
                 break
-            if session.client._fatal is not None:  # e.g. auth failed on a reconnect
-                raise session.client._fatal
+            if session.client.fatal_error is not None:  # e.g. auth failed on a reconnect
+                raise session.client.fatal_error
             if tick is not None:
                 tick(elapsed)
             session.sample()
@@ -316,7 +316,7 @@ async def open_client(url: str, markets: Sequence[tuple[str, str]], *, depth: in
     from .errors import AuthenticationError, SubscriptionError
 
     try:
-        client = Client(url, api_key=api_key, terminal_token=terminal_token, reconnect=False,
+        client = Client(url, api_key=api_key, terminal_token=terminal_token,
                         connect_timeout=connect_timeout, open_timeout=connect_timeout + 20,
                         **options)
     except ValueError as exc:
@@ -326,9 +326,9 @@ async def open_client(url: str, markets: Sequence[tuple[str, str]], *, depth: in
     except AuthenticationError as exc:
         raise CliError(f"authentication failed: {exc.message} (code {exc.code})",
                        EXIT_AUTH) from None
-    except (OSError, ConnectionError, asyncio.TimeoutError) as exc:
-        raise CliError(f"cannot connect to {client.url}: {_reason(exc)}", EXIT_CONNECT) from None
-    client.reconnect = True
+    except (OSError, asyncio.TimeoutError) as exc:  # ParsecConnectionError is an OSError
+        raise CliError(f"cannot connect to {client.url}: {exc or type(exc).__name__}",
+                       EXIT_CONNECT) from None
     if markets:
         try:
             await client.subscribe([{"parsec_id": p, "outcome": o} for p, o in markets],
@@ -343,11 +343,6 @@ async def open_client(url: str, markets: Sequence[tuple[str, str]], *, depth: in
             print("warning: some snapshots did not arrive within 30 s; showing what there is",
                   file=sys.stderr)
     return client
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text.replace("connection lost: ", "")
 
 
 # ── demo ─────────────────────────────────────────────────────────────────────────────────────────

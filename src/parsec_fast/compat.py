@@ -73,8 +73,9 @@ from typing import Any, List, Optional, Union
 
 from .client import Client
 from .codes import MAX_DEPTH
-from .errors import AuthenticationError
-from .protocol import MarketSelector
+from .errors import AuthenticationError, AuthTimeoutError, ParsecConnectionError
+from .rules import fold_outcome
+from .selectors import MarketSelector
 
 __all__ = ["ParsecWebSocket", "OrderbookSnapshot", "StreamingOrderbookLevel", "Activity",
            "WsError", "MarketSubscription", "ws_url", "ws"]
@@ -233,10 +234,6 @@ def _mid_spread(book: Any) -> tuple[float, float]:
     return (bb if bb > 0 else ba if ba > 0 else 0.0), 0.0
 
 
-def _okey(outcome: str) -> str:
-    return outcome.encode("utf-8").lower().decode("utf-8")  # the engine's ASCII-only folding
-
-
 def _sdk_key(parsec_id: str, outcome: Optional[str]) -> str:
     return f"{parsec_id}:{outcome.lower()}" if outcome else parsec_id
 
@@ -391,21 +388,15 @@ class ParsecWebSocket:
             "connect_timeout": 10.0, "auth_timeout": 10.0, "open_timeout": None,
         }
         options.update(self._client_options)
-        # The first connection is not retried (the SDK raises instead); reconnect afterwards.
-        options["reconnect"] = False
+        # The first connection fails at once (the SDK raises); reconnect afterwards.
         if self._terminal_token is not None:
             client = Client(self._ws_url, terminal_token=self._terminal_token, **options)
         else:
             client = Client(self._ws_url, self._api_key, **options)
-        feed = client.feed_handler
-        # Every applied frame, from the compiled feed handler (deltas stay on the native path).
-        feed.on_book_frame = self._on_book_frame
-        engine_on_message = feed.on_message
-
-        def on_message(obj: dict[str, Any]) -> None:
-            engine_on_message(obj)  # the engine first: its state is current for our handlers
-            self._on_message(obj)
-        feed.on_message = on_message
+        # Every applied frame, from the compiled feed handler (deltas stay on the native path),
+        # and every other message after the engine handled it (its state is current for us).
+        client.set_frame_hook(self._on_book_frame)
+        client.set_message_hook(self._on_message)
         client.on("connected", self._on_engine_connected)
         client.on("disconnected", self._on_engine_disconnected)
         client.on("reconnecting", self._on_engine_reconnecting)
@@ -447,19 +438,16 @@ class ParsecWebSocket:
             self._state = "disconnected"  # retryable, unlike the SDK
             if isinstance(exc, asyncio.CancelledError):
                 raise
-            text = str(exc)
-            if "no auth_ok within auth_timeout" in text:
+            if isinstance(exc, AuthTimeoutError):
                 self._emit("disconnected", "Auth timeout")
-                timeout = self._client_options.get("auth_timeout", 10.0)
-                raise ConnectionError(
-                    f"Auth timeout: no response from server within {timeout:g}s") from None
-            if "closed before auth_ok" in text:
+                raise ConnectionError(f"Auth timeout: no response from server within "
+                                      f"{client.config.auth_timeout:g}s") from None
+            if isinstance(exc, ParsecConnectionError) and exc.phase == "auth":
                 self._emit("disconnected", "Connection closed during authentication")
                 raise ConnectionError("Connection closed during authentication") from exc
-            message = text.removeprefix("connection lost: ")
+            message = str(exc)
             self._emit("error", WsError(message=message))
             raise ConnectionError(message) from exc
-        client.reconnect = True
 
     async def close(self) -> None:
         """Close the connection, forget every subscription and book, then emit
@@ -573,7 +561,7 @@ class ParsecWebSocket:
     def _on_snapshot(self, sub: Any, msg: dict[str, Any]) -> None:
         parsec_id = sub.parsec_id
         meta = _Meta(sub.book, msg)
-        self._meta[(parsec_id, _okey(sub.outcome))] = meta
+        self._meta[(parsec_id, fold_outcome(sub.outcome))] = meta
         self._by_sub[sub] = meta
         g = msg.get
         self._publish(meta, "snapshot", sub.book.seq, g("feed_state", "healthy"),
@@ -680,9 +668,9 @@ class ParsecWebSocket:
         for sub in self._markets(markets, parsec_id, outcome, None):
             if self._subscriptions.pop(_sdk_key(sub.parsec_id, sub.outcome), None) is None:
                 continue
-            engine_key = (sub.parsec_id, _okey(sub.outcome or "Yes"))
+            engine_key = (sub.parsec_id, fold_outcome(sub.outcome or "Yes"))
             # Another registration (e.g. X and X:yes) may still want the same engine book.
-            if any((s.parsec_id, _okey(s.outcome or "Yes")) == engine_key
+            if any((s.parsec_id, fold_outcome(s.outcome or "Yes")) == engine_key
                    for s in self._subscriptions.values()):
                 continue
             meta = self._meta.pop(engine_key, None)
@@ -695,15 +683,15 @@ class ParsecWebSocket:
     # -- books -------------------------------------------------------------------------------------
     def get_book(self, parsec_id: str, outcome: str = "yes") -> Optional[dict[str, Any]]:
         """The book as the SDK's dict (a new object each call), or None when there is none."""
-        key = (parsec_id, _okey(outcome))
+        key = (parsec_id, fold_outcome(outcome))
         meta = self._meta.get(key)
         client = self._client
         if meta is None or client is None:
             return None
-        sub = client.feed_handler.get(parsec_id, outcome)
-        if sub is None:
+        try:
+            book = client.book(parsec_id, outcome)
+        except KeyError:
             return None
-        book = sub.book
         mid, spread = _mid_spread(book)
         return {
             "parsec_id": parsec_id,

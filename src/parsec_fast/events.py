@@ -1,195 +1,201 @@
-"""Typed, immutable events decoded from Parsec server frames (see ../shared/PROTOCOL.md §3).
+"""The events a :class:`parsec_fast.Client` delivers: one typed union, discriminated by ``kind``.
 
-Every event is a frozen dataclass with ``slots=True`` and derives from :class:`Event`, so
-``isinstance(x, Event)`` tells a decoded frame from anything else. Frames are turned into
-events by :func:`parsec_fast.protocol.decode` / :func:`parsec_fast.protocol.decode_message`.
+Every event is a frozen, slotted dataclass with a ``kind`` class attribute. Callbacks registered
+with ``client.on(kind, cb)`` and the iterator ``client.events()`` receive the same objects, all
+members of :data:`Event`; type checkers narrow an :data:`Event` by comparing ``event.kind`` with a
+literal, and ``client.on("trade", cb)`` types ``cb``'s argument as :class:`Trade`.
 
-:class:`BookSnapshot` and :class:`BookDelta` are typed *views* of the hot book frames, for
-users who ask for them; the client feeds those frames to the book core without building them.
+Client events are defined here; the server messages the client passes on (trades, fills, wallet
+snapshots, heartbeats, ``slow_reader``, ``error``, ``auth_error``, unknown types) are the typed
+messages of :mod:`parsec_fast.messages`, re-exported here.
+
+======================= ====================================================================
+kind                    event
+======================= ====================================================================
+``book_updated``        :class:`BookUpdated` — which book and its seq (read the live book)
+``book_invalid``        :class:`BookInvalid` — with the reason; a resync is on its way
+``book_recovered``      :class:`BookRecovered` — a snapshot made the book valid again
+``book_state``          :class:`BookStateChanged` — server book/feed state, local stale/fresh
+``trade``               :class:`Trade`
+``fill``                :class:`Fill`
+``wallet_activity``     :class:`WalletActivity`
+``heartbeat``           :class:`Heartbeat`
+``slow_reader``         :class:`SlowReader`
+``error``               :class:`ErrorMessage` — a server ``error`` frame
+``auth_error``          :class:`AuthError` — the credential was refused (the client stops)
+``subscription_failed`` :class:`SubscriptionFailed` — the server refused one market
+``unknown``             :class:`UnknownMessage` — a frame type this version does not know
+``protocol_error``      :class:`ProtocolErrorEvent` — a malformed frame (its book is resynced)
+``connected``           :class:`Connected`
+``disconnected``        :class:`Disconnected` — with the typed cause
+``reconnecting``        :class:`Reconnecting` — with the delay and the last error
+``events_dropped``      :class:`EventsDropped` — only in ``client.events()`` streams
+======================= ====================================================================
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import ClassVar, Literal, Union, get_args
 
-from .codes import ErrorCode
+from .errors import ParsecConnectionError, ProtocolError
+from .messages import (AuthError, ErrorMessage, Fill, Heartbeat, SlowReader, Trade,
+                       UnknownMessage, WalletActivity)
 
-__all__ = [
-    "Event", "AuthOk", "AuthError", "Trade", "Fill", "WalletActivity", "Heartbeat",
-    "ResyncRequired", "SlowReader", "ErrorEvent", "UnknownMessage", "BookSnapshot", "BookDelta",
-    "Level", "Change",
-]
-
-#: One book level: ``(price, size)``.
-Level = tuple[float, float]
-#: One delta change: ``(side, price, size)`` with side ``"bid"`` or ``"ask"``; size 0 removes.
-Change = tuple[str, float, float]
+__all__ = ["Event", "EventKind", "ClientEvent", "BookUpdated", "BookInvalid", "BookRecovered",
+           "BookStateChanged", "Connected", "Disconnected", "Reconnecting", "SubscriptionFailed",
+           "ProtocolErrorEvent", "EventsDropped", "Trade", "Fill", "WalletActivity", "Heartbeat",
+           "SlowReader", "ErrorMessage", "AuthError", "UnknownMessage", "EVENT_KINDS",
+           "DROPPABLE_KINDS"]
 
 
-class Event:
-    """Base class of every decoded server frame."""
+class ClientEvent:
+    """Base class of the client-level events (the others are :mod:`parsec_fast.messages`)."""
 
     __slots__ = ()
+    kind: ClassVar[str]
 
 
 @dataclass(frozen=True, slots=True)
-class AuthOk(Event):
-    """``auth_ok``: the connection is authenticated."""
+class BookUpdated(ClientEvent):
+    """A book changed (one event per book per read batch: updates are coalesced).
 
+    Carries no copy of the book: read ``client.book(parsec_id, outcome)``, which is always
+    current. ``seq`` is the book's seq when the event was made.
+    """
+
+    kind: ClassVar[Literal["book_updated"]] = "book_updated"
+    parsec_id: str
+    outcome: str
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class BookInvalid(ClientEvent):
+    """A book became invalid (``reason``: gap, resync_required, needs_refresh, rejected,
+    seq_conflict, disconnected); do not trade on it until :class:`BookRecovered`."""
+
+    kind: ClassVar[Literal["book_invalid"]] = "book_invalid"
+    parsec_id: str
+    outcome: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class BookRecovered(ClientEvent):
+    """A snapshot made the book valid again (also sent for each book's first snapshot)."""
+
+    kind: ClassVar[Literal["book_recovered"]] = "book_recovered"
+    parsec_id: str
+    outcome: str
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class BookStateChanged(ClientEvent):
+    """A state change of a book that does not invalidate it.
+
+    ``what`` is ``"state"`` (the server announced a new ``book_state``/``feed_state``;
+    ``reason`` like ``"feed_state=degraded"``), ``"stale"`` (no book frame within
+    ``stale_after_ms``, detected locally) or ``"fresh"`` (frames again).
+    """
+
+    kind: ClassVar[Literal["book_state"]] = "book_state"
+    parsec_id: str
+    outcome: str
+    what: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Connected(ClientEvent):
+    """Authenticated on a new connection (``attempt`` 0 for the first connection)."""
+
+    kind: ClassVar[Literal["connected"]] = "connected"
+    url: str
     customer_id: str
+    attempt: int
 
 
 @dataclass(frozen=True, slots=True)
-class AuthError(Event):
-    """``auth_error``: the key or token was refused (fatal: never reconnect with it).
+class Disconnected(ClientEvent):
+    """The connection ended; every book is now invalid (reason ``"disconnected"``).
 
-    ``code`` is an :class:`~parsec_fast.codes.ErrorCode` when the code is a known one, else
-    the plain int (both compare equal to the int).
+    ``error`` is the typed cause (e.g. :class:`~parsec_fast.errors.DeadConnectionError`,
+    :class:`~parsec_fast.errors.ConnectionClosedError`), None when the client closed it.
     """
 
-    code: ErrorCode | int
+    kind: ClassVar[Literal["disconnected"]] = "disconnected"
+    reason: str
+    will_reconnect: bool
+    error: ParsecConnectionError | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Reconnecting(ClientEvent):
+    """The client waits ``delay`` seconds (exponential backoff with jitter), then connects;
+    ``error`` is why the previous attempt or connection ended."""
+
+    kind: ClassVar[Literal["reconnecting"]] = "reconnecting"
+    attempt: int
+    delay: float
+    error: ParsecConnectionError | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionFailed(ClientEvent):
+    """The server refused a market subscription (e.g. 2002 not found, 3002 limit reached);
+    the client no longer holds it."""
+
+    kind: ClassVar[Literal["subscription_failed"]] = "subscription_failed"
+    parsec_id: str
+    outcome: str
+    code: int
     message: str
 
 
 @dataclass(frozen=True, slots=True)
-class Trade(Event):
-    """``activity`` with ``kind == "trade"``: a public trade on a subscribed market."""
+class ProtocolErrorEvent(ClientEvent):
+    """A frame was not a valid protocol message; the book it named (if any) is resynced."""
 
-    parsec_id: str
-    exchange: str
-    outcome: str
-    token_id: str
-    market_id: str
-    price: float
-    size: float
-    server_seq: int
-    trade_id: str | None
-    side: str | None
-    aggressor_side: str | None
-    feed_state: str | None
-    exchange_ts_ms: int | None
-    ingest_ts_ms: int | None
-    source_channel: str | None
+    kind: ClassVar[Literal["protocol_error"]] = "protocol_error"
+    error: ProtocolError = field(hash=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
-class Fill(Event):
-    """``activity`` with ``kind == "fill"``: one of the account's own orders was filled."""
+class EventsDropped(ClientEvent):
+    """An ``events()`` stream was full and dropped some droppable events (book updates,
+    heartbeats, trades, fills, wallet snapshots) since its previous notice.
 
-    parsec_id: str
-    exchange: str
-    outcome: str
-    token_id: str
-    market_id: str
-    price: float
-    size: float
-    server_seq: int
-    fill_id: str | None
-    order_id: str | None
-    side: str | None
-    liquidity_role: str | None
-    feed_state: str | None
-    exchange_ts_ms: int | None
-    ingest_ts_ms: int | None
-    source_channel: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class WalletActivity(Event):
-    """``wallet_activity``: a full snapshot of a watched wallet.
-
-    ``data``'s inner schema is undocumented; it is passed through as parsed (not copied, so
-    do not mutate it if the event is shared).
+    ``counts`` maps kind -> number dropped; ``books`` lists the (parsec_id, outcome) whose
+    ``book_updated`` events were dropped (their books are current: read them).
+    State events (invalid/recovered/state/connection/errors) are never dropped.
     """
 
-    exchange: str
-    address: str
-    data: dict[str, Any] = field(hash=False)
+    kind: ClassVar[Literal["events_dropped"]] = "events_dropped"
+    counts: dict[str, int] = field(hash=False)
+    books: frozenset[tuple[str, str]] = frozenset()
+
+    @property
+    def total(self) -> int:
+        """Number of events dropped."""
+        return sum(self.counts.values())
 
 
-@dataclass(frozen=True, slots=True)
-class Heartbeat(Event):
-    """``heartbeat``: the connection is alive; ``ts_ms`` is the server's clock."""
+#: Every event a client delivers (narrow it with ``event.kind == "..."``).
+Event = Union[BookUpdated, BookInvalid, BookRecovered, BookStateChanged, Trade, Fill,
+              WalletActivity, Heartbeat, SlowReader, ErrorMessage, AuthError, SubscriptionFailed,
+              UnknownMessage, ProtocolErrorEvent, Connected, Disconnected, Reconnecting,
+              EventsDropped]
 
-    ts_ms: int
+#: The ``kind`` of each member of :data:`Event`.
+EventKind = Literal["book_updated", "book_invalid", "book_recovered", "book_state", "trade",
+                    "fill", "wallet_activity", "heartbeat", "slow_reader", "error", "auth_error",
+                    "subscription_failed", "unknown", "protocol_error", "connected",
+                    "disconnected", "reconnecting", "events_dropped"]
 
+#: Every kind ``client.on`` accepts (plus ``"*"`` for all).
+EVENT_KINDS: frozenset[str] = frozenset(get_args(EventKind))
 
-@dataclass(frozen=True, slots=True)
-class ResyncRequired(Event):
-    """``resync_required``: the server dropped data for this subscription; its book is corrupt."""
-
-    parsec_id: str
-    outcome: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class SlowReader(Event):
-    """``slow_reader``: the client reads too slowly and may miss updates."""
-
-    parsec_id: str | None
-    outcome: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorEvent(Event):
-    """``error``: a non-fatal error; ``parsec_id`` is set only for market-scoped errors.
-
-    ``code`` is an :class:`~parsec_fast.codes.ErrorCode` when known, else the plain int.
-    """
-
-    code: ErrorCode | int
-    message: str
-    parsec_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class UnknownMessage(Event):
-    """A frame whose ``type`` (or ``activity`` kind) this version does not know, passed through
-    as the parsed object so newer server features never crash an older client."""
-
-    type: str
-    raw: dict[str, Any] = field(hash=False)
-
-
-@dataclass(frozen=True, slots=True)
-class BookSnapshot(Event):
-    """Typed view of an ``orderbook`` snapshot frame.
-
-    ``bids``/``asks`` are given in frame order (not re-sorted or checked: the book core judges
-    the data). Metadata the frame omits or sends as ``null`` is ``None``.
-    """
-
-    parsec_id: str
-    exchange: str
-    outcome: str
-    token_id: str
-    market_id: str
-    bids: tuple[Level, ...]
-    asks: tuple[Level, ...]
-    server_seq: int
-    book_state: str | None
-    feed_state: str | None
-    stale_after_ms: int | None
-    tick_size: float | None
-    min_order_size: float | None
-    title: str | None
-    exchange_ts_ms: int | None
-    ingest_ts_ms: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class BookDelta(Event):
-    """Typed view of an ``orderbook_delta`` frame; ``changes`` apply in order."""
-
-    parsec_id: str
-    exchange: str
-    outcome: str
-    token_id: str
-    market_id: str
-    changes: tuple[Change, ...]
-    server_seq: int
-    book_state: str | None
-    feed_state: str | None
-    stale_after_ms: int | None
-    exchange_ts_ms: int | None
-    ingest_ts_ms: int | None
+#: Kinds a full ``events()`` stream may drop (with an :class:`EventsDropped` notice).
+DROPPABLE_KINDS: frozenset[str] = frozenset(("book_updated", "heartbeat", "trade", "fill",
+                                             "wallet_activity"))

@@ -5,11 +5,11 @@ The contract is ../shared/PROTOCOL.md. In short:
 * Encoders (:func:`auth`, :func:`auth_terminal`, :func:`subscribe`, :func:`unsubscribe`,
   :func:`resync`) validate their input and return the frame as ``bytes``; bad input raises a
   ``ValueError`` naming the field, so nothing malformed is ever sent.
-* :func:`decode` turns a frame (``bytes`` or ``str``) into an :mod:`parsec_fast.events` event;
+* :func:`decode` turns a frame (``bytes`` or ``str``) into an :mod:`parsec_fast.messages` message;
   :func:`decode_message` does the same for an object the caller already parsed with orjson
   (the client's hot path parses each frame once and only hands the non-book ones up).
   Unknown extra fields are ignored and an unknown ``type`` becomes
-  :class:`~parsec_fast.events.UnknownMessage`; a malformed frame raises
+  :class:`~parsec_fast.messages.UnknownMessage`; a malformed frame raises
   :class:`~parsec_fast.errors.ProtocolError` (reason, field, first bytes of the frame) and
   nothing else.
 """
@@ -17,187 +17,45 @@ from __future__ import annotations
 
 import reprlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import orjson
 
-from .codes import ADDRESS_EXCHANGES, MAX_DEPTH, ErrorCode
+from .codes import ErrorCode
 from .errors import ProtocolError
-from .events import (
+from .messages import (
     AuthError,
     AuthOk,
     BookDelta,
     BookSnapshot,
-    ErrorEvent,
-    Event,
+    ErrorMessage,
     Fill,
     Heartbeat,
+    Message,
     ResyncRequired,
     SlowReader,
     Trade,
     UnknownMessage,
     WalletActivity,
 )
+from .rules import require_text
+from .selectors import AddressLike, AddressSelector, MarketLike, MarketSelector
 
 __all__ = [
-    "MarketSelector", "AddressSelector", "MarketLike", "AddressLike",
     "auth", "auth_terminal", "subscribe", "unsubscribe", "resync", "ws_url",
-    "decode", "decode_message", "SNIPPET_BYTES",
+    "decode", "decode_message",
 ]
 
-#: How much of a bad frame a ProtocolError quotes.
-SNIPPET_BYTES = 80
-
-
-# --------------------------------------------------------------------------------------------
-# Selectors
-# --------------------------------------------------------------------------------------------
-
-def _check_name(owner: str, name: str, value: object) -> None:
-    """Raise ValueError unless ``value`` is a string with a non-blank character."""
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{owner}.{name} must be a non-empty string, got {value!r}")
-
-
-_MARKET_KEYS = frozenset(("parsec_id", "exchange", "market_id", "outcome", "depth"))
-
-
-@dataclass(frozen=True, slots=True)
-class MarketSelector:
-    """One market subscription: ``parsec_id`` *or* ``exchange`` + ``market_id``.
-
-    ``outcome`` is optional for binary markets (the server defaults to ``"Yes"``) and required
-    for categorical ones; ``depth`` is levels per side, 1..100 (server default 50, clamped to
-    the account tier). Construction validates every field and raises ``ValueError`` naming it.
-    """
-
-    parsec_id: str | None = None
-    exchange: str | None = None
-    market_id: str | None = None
-    outcome: str | None = None
-    depth: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.parsec_id is not None:
-            if self.exchange is not None or self.market_id is not None:
-                raise ValueError("MarketSelector: give either parsec_id or exchange+market_id, "
-                                 f"not both (parsec_id={self.parsec_id!r}, "
-                                 f"exchange={self.exchange!r}, market_id={self.market_id!r})")
-            _check_name("MarketSelector", "parsec_id", self.parsec_id)
-            exchange, colon, market_id = self.parsec_id.partition(":")
-            if not colon or not exchange.strip() or not market_id.strip():
-                raise ValueError("MarketSelector.parsec_id must look like '{exchange}:{market_id}' "
-                                 f"(e.g. 'kalshi:KXBTC-26MAR10'), got {self.parsec_id!r}")
-        else:
-            if self.exchange is None and self.market_id is None:
-                raise ValueError("MarketSelector: parsec_id or exchange+market_id is required")
-            _check_name("MarketSelector", "exchange", self.exchange)
-            _check_name("MarketSelector", "market_id", self.market_id)
-        if self.outcome is not None:
-            _check_name("MarketSelector", "outcome", self.outcome)
-        depth = self.depth
-        if depth is not None and (not isinstance(depth, int) or isinstance(depth, bool)
-                                  or not 1 <= depth <= MAX_DEPTH):
-            raise ValueError(f"MarketSelector.depth must be an int in 1..{MAX_DEPTH}, got {depth!r}")
-
-    @classmethod
-    def coerce(cls, value: MarketLike) -> MarketSelector:
-        """Return ``value`` as a MarketSelector.
-
-        Accepts a MarketSelector (returned as is), a ``"{exchange}:{market_id}"`` string, or a
-        mapping with some of the keys ``parsec_id``, ``exchange``, ``market_id``, ``outcome``,
-        ``depth`` (any other key is refused, to catch typos). Raises ``ValueError``.
-        """
-        if isinstance(value, MarketSelector):
-            return value
-        if isinstance(value, str):
-            return cls(parsec_id=value)
-        if isinstance(value, Mapping):
-            unknown = [k for k in value if k not in _MARKET_KEYS]
-            if unknown:
-                raise ValueError(f"market selector has unknown key(s) {unknown!r}; "
-                                 f"allowed: {sorted(_MARKET_KEYS)}")
-            return cls(**value)
-        raise ValueError("market selector must be a MarketSelector, an 'exchange:market_id' "
-                         f"string or a dict, got {type(value).__name__}")
-
-    @property
-    def canonical_id(self) -> str:
-        """The market's parsec_id (``"{exchange}:{market_id}"``), whichever form was given."""
-        if self.parsec_id is not None:
-            return self.parsec_id
-        return f"{self.exchange}:{self.market_id}"
-
-    def to_wire(self, include_depth: bool = True) -> dict[str, Any]:
-        """The selector as a protocol object; ``None`` fields are left out."""
-        out: dict[str, Any] = {}
-        if self.parsec_id is not None:
-            out["parsec_id"] = self.parsec_id
-        else:
-            out["exchange"] = self.exchange
-            out["market_id"] = self.market_id
-        if self.outcome is not None:
-            out["outcome"] = self.outcome
-        if include_depth and self.depth is not None:
-            out["depth"] = self.depth
-        return out
-
-
-@dataclass(frozen=True, slots=True)
-class AddressSelector:
-    """One wallet subscription; ``exchange`` must be one of ``codes.ADDRESS_EXCHANGES``."""
-
-    exchange: str
-    address: str
-
-    def __post_init__(self) -> None:
-        if self.exchange not in ADDRESS_EXCHANGES:
-            raise ValueError(f"AddressSelector.exchange must be one of {ADDRESS_EXCHANGES}, "
-                             f"got {self.exchange!r}")
-        _check_name("AddressSelector", "address", self.address)
-
-    @classmethod
-    def coerce(cls, value: AddressLike) -> AddressSelector:
-        """Return ``value`` as an AddressSelector: accepts an AddressSelector, a mapping with
-        exactly the keys ``exchange`` and ``address``, or an ``(exchange, address)`` pair."""
-        if isinstance(value, AddressSelector):
-            return value
-        if isinstance(value, Mapping):
-            if set(value) != {"exchange", "address"}:
-                raise ValueError("address selector dict must have exactly the keys 'exchange' "
-                                 f"and 'address', got {sorted(map(str, value))}")
-            return cls(value["exchange"], value["address"])
-        if isinstance(value, (tuple, list)) and len(value) == 2:
-            return cls(value[0], value[1])
-        raise ValueError("address selector must be an AddressSelector, a dict "
-                         "{'exchange', 'address'} or an (exchange, address) pair, "
-                         f"got {type(value).__name__}")
-
-    def to_wire(self) -> dict[str, str]:
-        """The selector as a protocol object."""
-        return {"exchange": self.exchange, "address": self.address}
-
-
-#: What the encoders accept where a market selector is expected.
-MarketLike = Union[MarketSelector, str, Mapping[str, Any]]
-#: What the encoders accept where an address selector is expected.
-AddressLike = Union[AddressSelector, Mapping[str, Any], tuple[str, str]]
-
-
-# --------------------------------------------------------------------------------------------
-# Encoders
-# --------------------------------------------------------------------------------------------
 
 def auth(api_key: str) -> bytes:
     """``auth`` frame. Raises ValueError if ``api_key`` is not a non-empty string."""
-    _check_name("auth", "api_key", api_key)
+    require_text("auth", "api_key", api_key)
     return orjson.dumps({"type": "auth", "api_key": api_key})
 
 
 def auth_terminal(token: str) -> bytes:
     """``auth_terminal`` frame. Raises ValueError if ``token`` is not a non-empty string."""
-    _check_name("auth_terminal", "token", token)
+    require_text("auth_terminal", "token", token)
     return orjson.dumps({"type": "auth_terminal", "token": token})
 
 
@@ -436,7 +294,7 @@ def _decode_delta(obj: dict) -> BookDelta:
     )
 
 
-def _decode_activity(obj: dict) -> Event:
+def _decode_activity(obj: dict) -> Message:
     kind = _str(obj, "kind")
     if kind == "trade":
         parsec_id, exchange, outcome, token_id, market_id = _market_fields(obj)
@@ -468,7 +326,7 @@ def _decode_wallet(obj: dict) -> WalletActivity:
     return WalletActivity(_str(obj, "exchange"), _str(obj, "address"), data)
 
 
-_DECODERS: dict[str, Callable[[dict], Event]] = {
+_DECODERS: dict[str, Callable[[dict], Message]] = {
     "orderbook": _decode_orderbook,
     "orderbook_delta": _decode_delta,
     "activity": _decode_activity,
@@ -478,44 +336,26 @@ _DECODERS: dict[str, Callable[[dict], Event]] = {
     "heartbeat": lambda o: Heartbeat(_int(o, "ts_ms")),
     "resync_required": lambda o: ResyncRequired(_str(o, "parsec_id"), _opt_str(o, "outcome")),
     "slow_reader": lambda o: SlowReader(_opt_str(o, "parsec_id"), _opt_str(o, "outcome")),
-    "error": lambda o: ErrorEvent(_code(o), _str(o, "message"), _opt_str(o, "parsec_id")),
+    "error": lambda o: ErrorMessage(_code(o), _str(o, "message"), _opt_str(o, "parsec_id")),
 }
 
 
-def _snippet(frame: object) -> str:
-    """The first SNIPPET_BYTES of a frame (raw bytes/str, or a parsed object re-serialised)."""
-    if isinstance(frame, (bytes, bytearray, memoryview)):
-        head = bytes(frame[:SNIPPET_BYTES])
-        more = len(frame) > SNIPPET_BYTES
-    elif isinstance(frame, str):
-        head = frame[:SNIPPET_BYTES]
-        more = len(frame) > SNIPPET_BYTES
-    else:
-        try:
-            dumped = orjson.dumps(frame)
-        except (TypeError, orjson.JSONEncodeError):  # not JSON-able, or nested too deep
-            return reprlib.repr(frame)
-        head = dumped[:SNIPPET_BYTES]
-        more = len(dumped) > SNIPPET_BYTES
-    return f"{head!r}{'...' if more else ''}"
-
-
-def _decode(obj: dict, frame: object) -> Event:
+def _decode(obj: dict, frame: object) -> Message:
     msg_type = obj.get("type", _MISSING)
     if not isinstance(msg_type, str):
         reason = ("missing field 'type'" if msg_type is _MISSING
                   else f"field 'type' must be a string, got {_describe(msg_type)}")
-        raise ProtocolError(f"{reason}; frame: {_snippet(frame)}")
+        raise ProtocolError.for_frame(reason, frame)
     decoder = _DECODERS.get(msg_type)
     if decoder is None:
         return UnknownMessage(msg_type, obj)
     try:
         return decoder(obj)
     except _Bad as exc:
-        raise ProtocolError(f"bad {msg_type!r} frame: {exc}; frame: {_snippet(frame)}") from None
+        raise ProtocolError.for_frame(f"bad {msg_type!r} frame: {exc}", frame) from None
 
 
-def decode(frame: bytes | bytearray | memoryview | str) -> Event:
+def decode(frame: bytes | bytearray | memoryview | str) -> Message:
     """Parse one server frame into its typed event (book frames included).
 
     Raises :class:`ProtocolError` for a frame that is not JSON, not an object, has no string
@@ -527,19 +367,17 @@ def decode(frame: bytes | bytearray | memoryview | str) -> Event:
     try:
         obj = orjson.loads(frame)
     except orjson.JSONDecodeError as exc:
-        raise ProtocolError(f"frame is not valid JSON ({exc}); frame: {_snippet(frame)}") from None
+        raise ProtocolError.for_frame(f"frame is not valid JSON ({exc})", frame) from None
     if not isinstance(obj, dict):
-        raise ProtocolError(f"frame is not a JSON object but {_describe(obj)}; "
-                            f"frame: {_snippet(frame)}")
+        raise ProtocolError.for_frame(f"frame is not a JSON object but {_describe(obj)}", frame)
     return _decode(obj, frame)
 
 
-def decode_message(obj: dict[str, Any]) -> Event:
+def decode_message(obj: dict[str, Any]) -> Message:
     """Typed event for a frame already parsed with orjson (same rules as :func:`decode`).
 
     Raises :class:`ProtocolError` if ``obj`` is not a dict or is malformed.
     """
     if not isinstance(obj, dict):
-        raise ProtocolError(f"frame is not a JSON object but {_describe(obj)}; "
-                            f"frame: {_snippet(obj)}")
+        raise ProtocolError.for_frame(f"frame is not a JSON object but {_describe(obj)}", obj)
     return _decode(obj, obj)

@@ -32,8 +32,8 @@ class RateLimiter:
             raise ValueError(f"rate must be an int >= 1, got {rate!r}")
         if window <= 0 or margin < 0:
             raise ValueError(f"need window > 0 and margin >= 0, got {window!r}, {margin!r}")
-        self.rate = rate
-        self.period = window + margin
+        self.rate: int = rate
+        self.period: float = window + margin
         self._clock = clock
         self._sleep = sleep
         self._spent: deque[float] = deque()  # times of the last `rate` acquisitions

@@ -103,6 +103,11 @@ class FrameRecorder:
         self._write(KIND_FRAME, FLAG_LAST_IN_BUFFER if last_in_buffer else 0, mono_ns, wall_ns,
                     payload)
 
+    def tap(self, payload: bytes, mono_ns: int, last_in_buffer: bool) -> None:
+        """The compiled listener's recording tap: record one received text frame now."""
+        self._write(KIND_FRAME, FLAG_LAST_IN_BUFFER if last_in_buffer else 0, mono_ns,
+                    time.time_ns(), payload)
+
     def meta(self, event: dict[str, Any]) -> None:
         """Record a client session event (see the module docstring)."""
         self._write(KIND_META, 0, time.monotonic_ns(), time.time_ns(), orjson.dumps(event))

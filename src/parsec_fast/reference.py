@@ -9,169 +9,32 @@ This implementation favours obviousness over speed: a dict of levels per side ke
 nano-prices plus a sorted list of keys (``bisect``). Use it to check the compiled book, to debug,
 or where a C extension cannot be installed; it is ~30-60x slower per delta.
 
-Rules both books follow
------------------------
-* A level's identity is ``round(price * 1e9)`` (nano-units, ties to even); reported prices are
-  ``key / 1e9``, the exact double of any price on a decimal tick grid.
-* Prices must be finite, ``> 0``, ``<= MAX_PRICE`` (1e9) and not round to zero nano-units; sizes
-  must be finite and ``>= 0``. A size of 0 removes a level; removing an absent level is a no-op.
-  Numbers are ``int`` or ``float`` (``bool`` is refused); an ``int`` is converted with ``float()``.
-* Sequence (``apply_delta``): no snapshot yet -> ``NO_SNAPSHOT``; book invalid -> ``GAP``;
-  ``seq <= last`` -> ``DUPLICATE``; ``seq > last + 1`` -> ``GAP`` and the book becomes invalid
-  until the next snapshot; ``seq == last + 1`` -> the changes are validated and applied in order.
-  Only a delta that would be applied is validated, so a replayed duplicate is dropped unread.
-* Bad data raises ``BookDataError`` naming the field and the value; the levels are exactly as
-  before, the book becomes invalid (its stream lost an update) and ``stats["rejected"]`` counts
-  it. Validation runs over every change (side, then price, then size, change after change)
-  before the first one is applied; only the ``max_levels`` overflow is found while applying, and
-  then the changes already applied are rolled back.
-* A snapshot replaces the whole book and its seq becomes the baseline whatever its value. Bids
-  must be strictly descending and asks strictly ascending by key (a repeated price is an error);
-  zero-size levels are accepted and not stored; a side may not list more than ``max_levels``.
-* The constructor takes ``str`` ids (``TypeError`` otherwise; a ``str`` subclass such as a
-  ``StrEnum`` member is stored as its plain ``str`` value) and an integer ``max_levels`` in
-  ``[1, sys.maxsize]`` (``ValueError`` otherwise). ``n`` of ``bids(n)``/``asks(n)`` is ``None`` or
-  an integer ``>= 0`` (any size; larger than the side means all of it).
-* ``set_level`` validates like a delta change but does not touch seq, validity or counters, and
-  a bad ``set_level`` call does not invalidate the book (the caller holds the data and the error).
+The rules both books follow (validation, price identity, sequencing, atomicity) are written once,
+in :mod:`parsec_fast.rules`, and this book calls its validators directly.
 """
 from __future__ import annotations
 
-import math
-import operator
 import sys
 from bisect import bisect_left
-from typing import Any, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-from .book_api import MAX_PRICE, PRICE_SCALE, STAT_NAMES, DeltaResult
+from . import rules
 from .errors import BookDataError
+from .rules import PRICE_SCALE, STAT_NAMES, DeltaResult, Side
+
+if TYPE_CHECKING:
+    from numpy import float64
+    from numpy.typing import NDArray
+
+    if sys.version_info >= (3, 12):
+        from collections.abc import Buffer
+    else:
+        from typing_extensions import Buffer
 
 __all__ = ["Book"]
 
-_INT64_MIN = -(2**63)
-_INT64_MAX = 2**63 - 1
 _NAN = float("nan")
-# Buffer format strings of a native float64 ('<d' is NumPy's spelling on little-endian machines).
-_FLOAT64_FORMATS = ("d", "@d", "=d", "<d" if sys.byteorder == "little" else ">d")
-
-
-def _type_name(value: object) -> str:
-    return type(value).__name__
-
-
-def _number(value: object, field: str) -> float:
-    """Convert a JSON number (int or float, never bool) to a float, or raise BookDataError."""
-    if isinstance(value, float):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        try:
-            return float(value)
-        except OverflowError:
-            raise BookDataError(f"{field}: number out of range, got {value!r}") from None
-    raise BookDataError(f"{field}: expected a number, got {_type_name(value)} {value!r}")
-
-
-def _price_key(value: object, field: str) -> int:
-    """Validate a price and return its nano-unit key."""
-    price = _number(value, field)
-    if not math.isfinite(price):
-        raise BookDataError(f"{field}: price must be finite, got {price!r}")
-    if price <= 0.0:
-        raise BookDataError(f"{field}: price must be > 0, got {price!r}")
-    if price > MAX_PRICE:
-        raise BookDataError(f"{field}: price must be <= {MAX_PRICE:g}, got {price!r}")
-    key = round(price * PRICE_SCALE)
-    if key == 0:
-        raise BookDataError(f"{field}: price rounds to zero nano-units, got {price!r}")
-    return key
-
-
-def _size(value: object, field: str) -> float:
-    size = _number(value, field)
-    if not math.isfinite(size):
-        raise BookDataError(f"{field}: size must be finite, got {size!r}")
-    if size < 0.0:
-        raise BookDataError(f"{field}: size must be >= 0, got {size!r}")
-    return size
-
-
-def _side_index(value: object, field: str) -> int:
-    """0 for bids, 1 for asks."""
-    if isinstance(value, str):
-        if value == "bid":
-            return 0
-        if value == "ask":
-            return 1
-    raise BookDataError(f"{field}: expected 'bid' or 'ask', got {value!r}")
-
-
-def _seq(value: object) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        if _INT64_MIN <= value <= _INT64_MAX:
-            return int(value)
-        raise BookDataError(f"seq: out of the 64-bit range, got {value!r}")
-    raise BookDataError(f"seq: expected an integer, got {_type_name(value)} {value!r}")
-
-
-def _float64_buffer(out: object) -> memoryview:
-    """``out`` of bids_into/asks_into as a memoryview, or ValueError unless it is a writable,
-    C-contiguous float64 buffer (TypeError when it is not a buffer at all)."""
-    view = memoryview(out)
-    if view.readonly:
-        raise ValueError("out: buffer must be writable")
-    if view.format not in _FLOAT64_FORMATS or not view.c_contiguous:
-        raise ValueError(f"out: expected a C-contiguous float64 buffer, got format {view.format!r}")
-    return view
-
-
-def _count(n: object) -> int | None:
-    if n is None:
-        return None
-    count = operator.index(n)
-    if count < 0:
-        raise ValueError(f"n: must be >= 0 or None, got {count}")
-    return count
-
-
-def _parse_snapshot_side(levels: object, name: str, is_bid: bool, max_levels: int) -> list[tuple[int, float]]:
-    if not isinstance(levels, (list, tuple)):
-        raise BookDataError(f"{name}: expected a list of [price, size], got {_type_name(levels)}")
-    if len(levels) > max_levels:
-        raise BookDataError(f"{name}: {len(levels)} levels exceed max_levels={max_levels}")
-    parsed: list[tuple[int, float]] = []
-    previous: int | None = None
-    for i, level in enumerate(levels):
-        field = f"{name}[{i}]"
-        if not isinstance(level, (list, tuple)) or len(level) != 2:
-            raise BookDataError(f"{field}: expected [price, size], got {level!r}")
-        key = _price_key(level[0], f"{field}.price")
-        size = _size(level[1], f"{field}.size")
-        if previous is not None and (key >= previous if is_bid else key <= previous):
-            order = "descending" if is_bid else "ascending"
-            raise BookDataError(
-                f"{field}.price: {name} must be strictly {order}, got {key / PRICE_SCALE!r} "
-                f"after {previous / PRICE_SCALE!r}")
-        previous = key
-        if size != 0.0:
-            parsed.append((key, size))
-    return parsed
-
-def _parse_changes(changes: object) -> list[tuple[int, int, float]]:
-    if not isinstance(changes, (list, tuple)):
-        raise BookDataError(f"changes: expected a list, got {_type_name(changes)}")
-    parsed = []
-    for i, change in enumerate(changes):
-        field = f"changes[{i}]"
-        if not isinstance(change, dict):
-            raise BookDataError(f"{field}: expected an object, got {_type_name(change)}")
-        for name in ("side", "price", "size"):
-            if name not in change:
-                raise BookDataError(f"{field}: missing {name!r}")
-        index = _side_index(change["side"], f"{field}.side")
-        key = _price_key(change["price"], f"{field}.price")
-        size = _size(change["size"], f"{field}.size")
-        parsed.append((index, key, size))
-    return parsed
 
 
 class _Side:
@@ -216,26 +79,15 @@ class _Side:
 class Book:
     """One L2 order book for a (parsec_id, outcome): the pure-Python reference implementation.
 
-    See the module docstring for the rules; the compiled ``parsec_fast.Book`` follows them
+    See :mod:`parsec_fast.rules` for the rules; the compiled ``parsec_fast.Book`` follows them
     exactly.
     """
 
     __slots__ = ("_parsec_id", "_outcome", "_max_levels", "_sides", "_seq", "_valid", "_stats")
 
     def __init__(self, parsec_id: str, outcome: str, *, max_levels: int = 10_000) -> None:
-        if not isinstance(parsec_id, str):
-            raise TypeError(f"parsec_id: expected str, got {_type_name(parsec_id)}")
-        if not isinstance(outcome, str):
-            raise TypeError(f"outcome: expected str, got {_type_name(outcome)}")
-        max_levels = operator.index(max_levels)
-        if max_levels < 1:
-            raise ValueError(f"max_levels: must be >= 1, got {max_levels}")
-        if max_levels > sys.maxsize:
-            raise ValueError(f"max_levels: must be <= {sys.maxsize}, got {max_levels}")
-        # str subclasses (e.g. a StrEnum outcome) are stored as their exact str value.
-        self._parsec_id = str.__str__(parsec_id)
-        self._outcome = str.__str__(outcome)
-        self._max_levels = max_levels
+        self._parsec_id, self._outcome, self._max_levels = rules.book_identity(
+            parsec_id, outcome, max_levels)
         self._sides = (_Side(True), _Side(False))
         self._seq: int | None = None
         self._valid = False
@@ -244,24 +96,28 @@ class Book:
     # -- identity ---------------------------------------------------------------------------
     @property
     def parsec_id(self) -> str:
+        """The market's ``"{exchange}:{market_id}"`` id."""
         return self._parsec_id
 
     @property
     def outcome(self) -> str:
+        """The outcome this book is for (as given to the constructor)."""
         return self._outcome
 
     @property
     def max_levels(self) -> int:
+        """Most levels either side may hold."""
         return self._max_levels
 
     # -- writes -----------------------------------------------------------------------------
-    def apply_snapshot(self, bids: Sequence[Sequence[float]], asks: Sequence[Sequence[float]], seq: int) -> None:
+    def apply_snapshot(self, bids: Sequence[Sequence[float]], asks: Sequence[Sequence[float]],
+                       seq: int) -> None:
         """Replace the whole book with ``bids`` (best first: descending) and ``asks`` (ascending);
         ``seq`` becomes the baseline. Raises BookDataError (book unchanged but invalid)."""
         try:
-            seq_value = _seq(seq)
-            parsed = [_parse_snapshot_side(bids, "bids", True, self._max_levels),
-                      _parse_snapshot_side(asks, "asks", False, self._max_levels)]
+            seq_value = rules.seq(seq)
+            parsed = [rules.snapshot_side(bids, "bids", True, self._max_levels),
+                      rules.snapshot_side(asks, "asks", False, self._max_levels)]
         except BookDataError:
             self._reject()
             raise
@@ -271,12 +127,12 @@ class Book:
         self._valid = True
         self._stats["snapshots"] += 1
 
-    def apply_delta(self, changes: Sequence[dict[str, Any]], seq: int) -> DeltaResult:
+    def apply_delta(self, changes: Sequence[Mapping[str, object]], seq: int) -> DeltaResult:
         """Apply one ``orderbook_delta``'s ``changes`` (in order) if ``seq`` is the next one.
 
         Returns a DeltaResult; raises BookDataError on bad data (book unchanged but invalid)."""
         try:
-            seq_value = _seq(seq)
+            seq_value = rules.seq(seq)
         except BookDataError:
             self._reject()
             raise
@@ -294,7 +150,7 @@ class Book:
             self._stats["gaps"] += 1
             return DeltaResult.GAP
         try:
-            parsed = _parse_changes(changes)
+            parsed = rules.changes(changes)
             self._apply_parsed(parsed)
         except BookDataError:
             self._reject()
@@ -303,12 +159,12 @@ class Book:
         self._stats["applied"] += 1
         return DeltaResult.APPLIED
 
-    def set_level(self, side: str, price: float, size: float) -> None:
+    def set_level(self, side: Side, price: float, size: float) -> None:
         """Set one level directly (``size`` 0 removes it). No sequence check; a bad call raises
         BookDataError and leaves the book, its validity and its counters unchanged."""
-        index = _side_index(side, "side")
-        key = _price_key(price, "price")
-        size_value = _size(size, "size")
+        index = rules.side_index(side, "side")
+        key = rules.price_key(price, "price")
+        size_value = rules.size(size, "size")
         self._apply_parsed([(index, key, size_value)], in_delta=False)
 
     def invalidate(self) -> None:
@@ -329,10 +185,12 @@ class Book:
 
     @property
     def best_bid(self) -> tuple[float, float] | None:
+        """(price, size) of the best bid, or None when there are no bids."""
         return self._best(0)
 
     @property
     def best_ask(self) -> tuple[float, float] | None:
+        """(price, size) of the best ask, or None when there are no asks."""
         return self._best(1)
 
     @property
@@ -342,14 +200,17 @@ class Book:
 
     @property
     def best_bid_size(self) -> float:
+        """Best bid size, NaN when there are no bids."""
         return self._best_field(0, False)
 
     @property
     def best_ask_price(self) -> float:
+        """Best ask price, NaN when there are no asks."""
         return self._best_field(1, True)
 
     @property
     def best_ask_size(self) -> float:
+        """Best ask size, NaN when there are no asks."""
         return self._best_field(1, False)
 
     @property
@@ -376,45 +237,49 @@ class Book:
 
     def bids(self, n: int | None = None) -> list[tuple[float, float]]:
         """The best ``n`` bids (all when None) as (price, size), best first."""
-        return self._sides[0].levels(_count(n))
+        return self._sides[0].levels(rules.level_count(n))
 
     def asks(self, n: int | None = None) -> list[tuple[float, float]]:
         """The best ``n`` asks (all when None) as (price, size), best first."""
-        return self._sides[1].levels(_count(n))
+        return self._sides[1].levels(rules.level_count(n))
 
     def bid_size(self, price: float) -> float:
         """Size at ``price`` on the bid side, 0.0 when absent (BookDataError for a bad price)."""
-        return self._sides[0].sizes.get(_price_key(price, "price"), 0.0)
+        return self._sides[0].sizes.get(rules.price_key(price, "price"), 0.0)
 
     def ask_size(self, price: float) -> float:
-        return self._sides[1].sizes.get(_price_key(price, "price"), 0.0)
+        """Size at ``price`` on the ask side, 0.0 when absent (BookDataError for a bad price)."""
+        return self._sides[1].sizes.get(rules.price_key(price, "price"), 0.0)
 
-    def level_count(self, side: str) -> int:
+    def level_count(self, side: Side) -> int:
         """Number of levels on ``side`` ("bid" or "ask")."""
-        return len(self._sides[_side_index(side, "side")].order)
+        return len(self._sides[rules.side_index(side, "side")].order)
 
-    def bids_array(self, n: int | None = None) -> Any:
-        """The best ``n`` bids as a float64 NumPy array of shape (k, 2), k = min(n, levels)."""
-        return self._array(0, n)
+    def bids_array(self, n: int | None = None) -> NDArray[float64]:
+        """The best ``n`` bids as a float64 NumPy array of shape (k, 2), k = min(n, levels)
+        (ImportError naming the fix when NumPy is not installed)."""
+        return self._array(0, n, "bids_array")
 
-    def asks_array(self, n: int | None = None) -> Any:
-        return self._array(1, n)
+    def asks_array(self, n: int | None = None) -> NDArray[float64]:
+        """The best ``n`` asks as a float64 NumPy array of shape (k, 2)."""
+        return self._array(1, n, "asks_array")
 
-    def bids_into(self, out: Any) -> int:
+    def bids_into(self, out: Buffer) -> int:
         """Write the best bids as price, size pairs into ``out``, a writable C-contiguous float64
         buffer (array.array('d'), NumPy array, ...); returns the number of levels written
         (min(levels, len(out) // 2))."""
         return self._into(0, out)
 
-    def asks_into(self, out: Any) -> int:
+    def asks_into(self, out: Buffer) -> int:
+        """As :meth:`bids_into`, for the asks."""
         return self._into(1, out)
 
     @property
     def stats(self) -> dict[str, int]:
-        """Counters since construction; keys are ``parsec_fast.book_api.STAT_NAMES``."""
+        """Counters since construction; keys are ``parsec_fast.rules.STAT_NAMES``."""
         return dict(self._stats)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """A JSON-ready copy: parsec_id, outcome, seq, is_valid, bids and asks as [price, size]."""
         return {
             "parsec_id": self._parsec_id,
@@ -448,14 +313,13 @@ class Book:
         key = side.key_at(0)
         return key / PRICE_SCALE if price else side.sizes[key]
 
-    def _array(self, index: int, n: int | None) -> Any:
-        import numpy as np  # optional dependency, only for this method
-
-        levels = self._sides[index].levels(_count(n))
+    def _array(self, index: int, n: int | None, method: str) -> NDArray[float64]:
+        np = rules.import_numpy(method)
+        levels = self._sides[index].levels(rules.level_count(n))
         return np.array(levels, dtype=np.float64).reshape(len(levels), 2)
 
-    def _into(self, index: int, out: Any) -> int:
-        view = _float64_buffer(out)
+    def _into(self, index: int, out: Buffer) -> int:
+        view = rules.float64_buffer(out)
         if view.nbytes < 16:
             return 0  # (also: memoryview cannot cast a view with a zero in its shape)
         flat = view.cast("B").cast("d")

@@ -59,7 +59,7 @@ cdef class Book:
     cdef Py_ssize_t _undo_cap
     cdef RawLevel* _raw_levels
     cdef Py_ssize_t _raw_levels_cap
-    # Counters (see parsec_fast.book_api.STAT_NAMES).
+    # Counters (see parsec_fast.rules.STAT_NAMES).
     cdef int64_t n_snapshots
     cdef int64_t n_applied
     cdef int64_t n_duplicates
@@ -82,7 +82,7 @@ cdef class Book:
     cdef void _reject(self)
     cdef list _levels(self, int s, object n)
     cdef double _size_at(self, int s, object price) except? -1.0
-    cdef object _array(self, int s, object n)
+    cdef object _array(self, int s, object n, str method)
     cdef Py_ssize_t _into(self, int s, object out) except -1
     cdef int _gate(self, int64_t seq) noexcept nogil
     cdef int _apply_ops(self, Py_ssize_t n, Py_ssize_t* failed_at) noexcept nogil

@@ -1,6 +1,7 @@
 """The compiled L2 order book: ``parsec_fast.Book``.
 
-Same API and rules as ``parsec_fast.reference.Book`` (read its module docstring for the rules).
+Same API and rules as ``parsec_fast.reference.Book``; the rules are written once, in
+``parsec_fast.rules``.
 
 Layout: per side one contiguous, sorted array of ``Level {int64 key; double size}``. The key is
 the price in integer nano-units, negated for bids, so both sides sort ascending with the best
@@ -14,8 +15,8 @@ Two front doors share one C core:
 * the raw path (``raw_apply_delta`` / ``raw_apply_snapshot``, C only) takes arrays a native
   scanner decoded. It never raises: on bad data it returns RES_BAD_DATA with the book untouched
   and nothing counted, and the caller re-runs the frame through the object path for the error.
-Only the error path is slow: it re-runs the reference validators, so the messages of both books
-are identical by construction.
+Only the error path is slow: it re-runs the rule book's validators (``parsec_fast.rules``), so the
+messages of both books are identical by construction.
 """
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.dict cimport PyDict_Check, PyDict_Next
@@ -34,8 +35,8 @@ from libc.string cimport memcmp, memmove
 import operator
 import sys
 
-from parsec_fast import reference as _reference
-from parsec_fast.book_api import DeltaResult, STAT_NAMES
+from parsec_fast import rules
+from parsec_fast.rules import DeltaResult, STAT_NAMES
 from parsec_fast.errors import BookDataError
 
 cdef extern from "Python.h":
@@ -195,31 +196,31 @@ cdef inline int change_field(PyObject* key) noexcept:
 cdef inline Py_ssize_t count_arg(object n, Py_ssize_t available) except -2:
     if n is None:
         return available
-    count = operator.index(n)  # a Python int of any size, as the reference allows
+    count = operator.index(n)  # a Python int of any size, as the rule book allows
     if count < 0:
-        raise ValueError(f"n: must be >= 0 or None, got {count}")
+        rules.level_count(n)  # raises the rule book's error
     return <Py_ssize_t>count if count < available else available
 
 
-# Error path: mark the book rejected, then let the reference validators produce the exact
+# Error path: mark the book rejected, then let the rule book's validators produce the exact
 # message; if they disagree with the C checks (a bug), still raise rather than accept the data.
 cdef object _raise_changes(Book book, object changes):
     book._reject()
-    _reference._parse_changes(changes)
+    rules.changes(changes)
     raise BookDataError("changes: rejected (validator disagreement; please report)")
 
 
 cdef object _raise_snapshot(Book book, object bids, object asks):
     book._reject()
-    _reference._parse_snapshot_side(bids, "bids", True, book._max_levels)
-    _reference._parse_snapshot_side(asks, "asks", False, book._max_levels)
+    rules.snapshot_side(bids, "bids", True, book._max_levels)
+    rules.snapshot_side(asks, "asks", False, book._max_levels)
     raise BookDataError("bids/asks: rejected (validator disagreement; please report)")
 
 
 cdef object _raise_level(object side, object price, object size):
-    _reference._side_index(side, "side")
-    _reference._price_key(price, "price")
-    _reference._size(size, "size")
+    rules.side_index(side, "side")
+    rules.price_key(price, "price")
+    rules.size(size, "size")
     raise BookDataError("set_level: rejected (validator disagreement; please report)")
 
 
@@ -233,7 +234,7 @@ cdef inline bint seq_value(object seq, int64_t* out) noexcept:
 
 
 cdef object _raise_seq(object seq):
-    _reference._seq(seq)
+    rules.seq(seq)
     raise BookDataError(f"seq: rejected {seq!r}")
 
 
@@ -243,7 +244,7 @@ cdef inline int side_arg(object side) except -1:
             return SIDE_BID
         if side == "ask":
             return SIDE_ASK
-    _reference._side_index(side, "side")
+    rules.side_index(side, "side")
     return -1
 
 
@@ -252,7 +253,7 @@ cdef inline int64_t price_arg(object price) except? -1:
     cdef int64_t key
     if number(price, &value) == 0 and price_to_key(value, &key):
         return key
-    _reference._price_key(price, "price")
+    rules.price_key(price, "price")
     raise BookDataError(f"price: rejected {price!r}")
 
 
@@ -264,23 +265,12 @@ cdef class Book:
     """One L2 order book for a (parsec_id, outcome), in contiguous C arrays.
 
     ``Book(parsec_id, outcome, *, max_levels=10_000)``. Same API and behaviour as
-    ``parsec_fast.reference.Book``; see that module for the documented rules.
+    ``parsec_fast.reference.Book``; the rules are in ``parsec_fast.rules``.
     """
 
     def __init__(self, parsec_id, outcome, *, max_levels=10_000):
-        if not isinstance(parsec_id, str):
-            raise TypeError(f"parsec_id: expected str, got {type(parsec_id).__name__}")
-        if not isinstance(outcome, str):
-            raise TypeError(f"outcome: expected str, got {type(outcome).__name__}")
-        limit = operator.index(max_levels)
-        if limit < 1:
-            raise ValueError(f"max_levels: must be >= 1, got {limit}")
-        if limit > sys.maxsize:
-            raise ValueError(f"max_levels: must be <= {sys.maxsize}, got {limit}")
-        # str subclasses (e.g. a StrEnum outcome) are stored as their exact str value.
-        self.parsec_id = str.__str__(parsec_id)
-        self.outcome = str.__str__(outcome)
-        self._max_levels = limit
+        self.parsec_id, self.outcome, self._max_levels = rules.book_identity(
+            parsec_id, outcome, max_levels)
         self._seq = 0
         self._has_baseline = False
         self._valid = False
@@ -683,10 +673,10 @@ cdef class Book:
         """Number of levels on ``side`` ("bid" or "ask")."""
         return self._sides[side_arg(side)].n
 
-    cdef object _array(self, int s, object n):
-        import numpy as np  # optional dependency, only for this method
+    cdef object _array(self, int s, object n, str method):
         cdef SideLevels* side = &self._sides[s]
         cdef Py_ssize_t count = count_arg(n, side.n), i
+        np = rules.import_numpy(method)
         arr = np.empty((count, 2), dtype=np.float64)
         cdef double[:, ::1] view = arr
         for i in range(count):
@@ -696,10 +686,10 @@ cdef class Book:
 
     def bids_array(self, n=None):
         """The best ``n`` bids as a float64 NumPy array of shape (k, 2), k = min(n, levels)."""
-        return self._array(0, n)
+        return self._array(0, n, "bids_array")
 
     def asks_array(self, n=None):
-        return self._array(1, n)
+        return self._array(1, n, "asks_array")
 
     cdef Py_ssize_t _into(self, int s, object out) except -1:
         cdef Py_buffer buf
@@ -710,13 +700,13 @@ cdef class Book:
         try:
             PyObject_GetBuffer(out, &buf, PyBUF_WRITABLE | PyBUF_FORMAT | PyBUF_C_CONTIGUOUS)
         except Exception:
-            # Error path: the reference check raises the same exception and message.
-            _reference._float64_buffer(out)
+            # Error path: the rule book's check raises the same exception and message.
+            rules.float64_buffer(out)
             raise
         try:
             fmt = buf.format if buf.format != NULL else b"B"
             if buf.itemsize != 8 or fmt not in (b"d", b"@d", b"=d", b"<d" if _LITTLE_ENDIAN else b">d"):
-                _reference._float64_buffer(out)
+                rules.float64_buffer(out)
                 raise ValueError(f"out: expected a C-contiguous float64 buffer, got format {fmt.decode()!r}")
             count = (buf.len // 8) // 2
             if count > side.n:
@@ -740,7 +730,7 @@ cdef class Book:
 
     @property
     def stats(self):
-        """Counters since construction; keys are ``parsec_fast.book_api.STAT_NAMES``."""
+        """Counters since construction; keys are ``parsec_fast.rules.STAT_NAMES``."""
         return dict(zip(STAT_NAMES, (self.n_snapshots, self.n_applied, self.n_duplicates,
                                      self.n_gaps, self.n_dropped, self.n_no_snapshot,
                                      self.n_rejected)))

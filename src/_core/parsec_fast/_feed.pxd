@@ -3,6 +3,9 @@ from libc.stdint cimport int64_t
 from parsec_fast._book cimport Book
 from parsec_fast._scan cimport FrameScanner
 
+cdef enum:
+    BOOK_COUNTERS = 7   # len(parsec_fast.rules.STAT_NAMES)
+
 ctypedef struct RouteEntry:
     # One slot of the routing table: raw UTF-8 parsec_id and ASCII-lowercased outcome, so a
     # scanned frame finds its subscription without creating a Python object.
@@ -35,6 +38,11 @@ cdef class Subscription:
     cdef int _ring_pos
     cdef int64_t _last_activity_seq
     cdef int64_t n_activity
+    # Of the book's counts, how many were activity frames' empty deltas (shared counter).
+    cdef int64_t n_activity_applied
+    cdef int64_t n_activity_duplicates
+    cdef int64_t n_activity_dropped
+    cdef int64_t n_activity_no_snapshot
     cdef int64_t n_activity_gaps
     cdef int64_t n_seq_conflicts
     cdef int64_t n_resync_required
@@ -60,13 +68,9 @@ cdef class FeedHandler:
     cdef int64_t n_bytes
     cdef int64_t n_native
     cdef int64_t n_fallback
-    cdef int64_t n_snapshots
-    cdef int64_t n_applied
-    cdef int64_t n_duplicates
-    cdef int64_t n_gaps
-    cdef int64_t n_dropped
-    cdef int64_t n_no_snapshot
-    cdef int64_t n_rejected
+    # Book counters are owned by the books (FeedHandler.stats sums them); these keep the sums
+    # of removed subscriptions, in parsec_fast.rules.STAT_NAMES order.
+    cdef int64_t _retired[BOOK_COUNTERS]
     cdef int64_t n_unrouted
     cdef int64_t n_protocol_errors
     cdef int64_t n_activity

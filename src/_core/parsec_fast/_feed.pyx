@@ -38,11 +38,14 @@ from parsec_fast._scan cimport (BOOK_STATE_ABSENT, BOOK_STATE_FRESH, BOOK_STATE_
 
 import orjson
 
+from parsec_fast import rules
 from parsec_fast.errors import BookDataError, ProtocolError
-from parsec_fast.protocol import _snippet, decode_message
+from parsec_fast.protocol import decode_message
 
 cdef extern from "Python.h":
     bint PyBool_Check(object o)
+
+assert len(rules.STAT_NAMES) == BOOK_COUNTERS, "_feed.pxd BOOK_COUNTERS is out of date"
 
 cdef dict _BOOK_STATES = {"fresh": BOOK_STATE_FRESH, "stale": BOOK_STATE_STALE,
                           "needs_refresh": BOOK_STATE_NEEDS_REFRESH}
@@ -134,7 +137,8 @@ cdef inline int64_t ts_value(object value):
 
 
 cdef bytes outcome_key(str outcome):
-    return outcome.encode("utf-8").lower()   # bytes.lower() touches ASCII letters only
+    # The rule book's folding, as the bytes the router compares.
+    return rules.fold_outcome(outcome).encode("utf-8")
 
 
 cdef class Subscription:
@@ -230,6 +234,19 @@ cdef class Subscription:
                 f"trustworthy={self.trustworthy})")
 
 
+cdef void _add_book_counts(Subscription sub, int64_t* totals) noexcept:
+    """Add one subscription's book counters (STAT_NAMES order) to ``totals``, without the empty
+    deltas its activity frames applied under the shared counter."""
+    cdef Book book = sub.book
+    totals[0] += book.n_snapshots
+    totals[1] += book.n_applied - sub.n_activity_applied
+    totals[2] += book.n_duplicates - sub.n_activity_duplicates
+    totals[3] += book.n_gaps
+    totals[4] += book.n_dropped - sub.n_activity_dropped
+    totals[5] += book.n_no_snapshot - sub.n_activity_no_snapshot
+    totals[6] += book.n_rejected
+
+
 cdef inline int native_states(FeedHandler self, Subscription sub, ScanResult* r, int64_t now) except -1:
     """_on_states for a scanned frame, without the call when nothing changes (the usual
     case): the native path never sees BOOK_STATE_OTHER / FEED_STATE_OTHER, so a state equal
@@ -296,6 +313,7 @@ cdef class FeedHandler:
         cdef Subscription sub = self._subs.pop((parsec_id, outcome_key(outcome)), None)
         if sub is None:
             return False
+        _add_book_counts(sub, self._retired)  # the handler's totals keep what it did
         if sub._dirty:
             self._dirty.remove(sub)
             sub._dirty = False
@@ -484,7 +502,7 @@ cdef class FeedHandler:
         parsec_id = obj.get("parsec_id")
         outcome = obj.get("outcome")
         if outcome is None:
-            outcome = "Yes"
+            outcome = rules.DEFAULT_OUTCOME
         if not isinstance(parsec_id, str) or not isinstance(outcome, str):
             return None
         pid = PyUnicode_AsUTF8AndSize(parsec_id, &pid_len)
@@ -541,7 +559,6 @@ cdef class FeedHandler:
                 rc = sub.book.apply_delta(obj.get("changes"), seq)
         except BookDataError as exc:
             self._on_states(sub, book_state, book_text, feed_state, feed_text, has_stale, stale_ms, now)
-            self.n_rejected += 1
             sub.last_error = str(exc)
             self._mark_invalid(sub, "rejected", True)
             return 0
@@ -580,12 +597,21 @@ cdef class FeedHandler:
         if self._shared_seq:
             was_valid = sub.book._valid
             rc = sub.book.raw_apply_delta(s, NULL, 0)
+            # The book counts this empty delta like any other; the subscription remembers
+            # which of those counts were activity, so the handler's delta totals exclude them.
             if rc == RES_APPLIED:
                 sub._activity_ring[sub._ring_pos] = s
                 sub._ring_pos = (sub._ring_pos + 1) & 3
-            elif rc == RES_GAP and was_valid:
-                self.n_gaps += 1
-                self._mark_invalid(sub, "gap", True)
+                sub.n_activity_applied += 1
+            elif rc == RES_GAP:
+                if was_valid:
+                    self._mark_invalid(sub, "gap", True)  # a gap is a gap, whoever revealed it
+                else:
+                    sub.n_activity_dropped += 1
+            elif rc == RES_DUPLICATE:
+                sub.n_activity_duplicates += 1
+            elif rc == RES_NO_SNAPSHOT:
+                sub.n_activity_no_snapshot += 1
         else:
             if sub._last_activity_seq != _NO_SEQ and s > sub._last_activity_seq + 1:
                 sub.n_activity_gaps += 1
@@ -619,31 +645,22 @@ cdef class FeedHandler:
     cdef int _after_delta(self, Subscription sub, int rc, int64_t seq, bint was_valid) except -1:
         cdef int i
         if rc == RES_APPLIED:
-            self.n_applied += 1
             if not sub._dirty:
                 sub._dirty = True
                 self._dirty.append(sub)
         elif rc == RES_DUPLICATE:
-            self.n_duplicates += 1
             if self._shared_seq:
                 for i in range(4):
                     if sub._activity_ring[i] == seq:
                         sub.n_seq_conflicts += 1
                         self._mark_invalid(sub, "seq_conflict", True)
                         break
-        elif rc == RES_GAP:
-            if was_valid:
-                self.n_gaps += 1
-                self._mark_invalid(sub, "gap", True)
-            else:
-                self.n_dropped += 1
-        elif rc == RES_NO_SNAPSHOT:
-            self.n_no_snapshot += 1
+        elif rc == RES_GAP and was_valid:
+            self._mark_invalid(sub, "gap", True)
         return 0
 
     cdef int _after_snapshot(self, Subscription sub, bint was_valid) except -1:
         cdef int i
-        self.n_snapshots += 1
         for i in range(4):
             sub._activity_ring[i] = _NO_SEQ
         if not sub._dirty:
@@ -668,7 +685,7 @@ cdef class FeedHandler:
 
     cdef int _protocol_error(self, str reason, object payload, Subscription sub) except -1:
         self.n_protocol_errors += 1
-        err = ProtocolError(f"{reason}; frame: {_snippet(payload)}" if "; frame: " not in reason else reason)
+        err = ProtocolError(reason) if "; frame: " in reason else ProtocolError.for_frame(reason, payload)
         if sub is not None:
             sub.last_error = str(err)
             self._mark_invalid(sub, "rejected", True)
@@ -698,13 +715,23 @@ cdef class FeedHandler:
 
     @property
     def stats(self):
-        """Counters since construction (all frames, all subscriptions)."""
+        """Counters since construction (all frames, all subscriptions, removed ones included).
+
+        The book counters (snapshots ... rejected) are owned by the books; these are their
+        sums, without the empty deltas that activity frames apply under the shared counter."""
+        cdef int64_t totals[BOOK_COUNTERS]
+        cdef Subscription sub
+        cdef int i
+        for i in range(BOOK_COUNTERS):
+            totals[i] = self._retired[i]
+        for sub in self._subs.values():
+            _add_book_counts(sub, totals)
         return {
             "frames": self.n_frames, "bytes": self.n_bytes, "native_frames": self.n_native,
-            "orjson_frames": self.n_fallback, "snapshots": self.n_snapshots,
-            "deltas_applied": self.n_applied, "duplicates": self.n_duplicates,
-            "gaps": self.n_gaps, "dropped": self.n_dropped, "no_snapshot": self.n_no_snapshot,
-            "rejected": self.n_rejected, "unrouted": self.n_unrouted,
+            "orjson_frames": self.n_fallback, "snapshots": totals[0],
+            "deltas_applied": totals[1], "duplicates": totals[2], "gaps": totals[3],
+            "dropped": totals[4], "no_snapshot": totals[5], "rejected": totals[6],
+            "unrouted": self.n_unrouted,
             "protocol_errors": self.n_protocol_errors, "activity": self.n_activity,
             "slow_reader": self.n_slow_reader,
         }

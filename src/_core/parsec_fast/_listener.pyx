@@ -7,16 +7,25 @@ a delta goes from the socket buffer to the book without a Python object.
 What it does per frame:
 * TEXT with fin: ``FeedHandler.feed_ptr(payload_ptr, payload_size)`` (zero copy).
 * TEXT without fin, then CONTINUATION frames: reassembled into one buffer, fed when fin arrives.
+  The reassembled message is capped at ``max_message_size`` bytes: past it the buffer is dropped,
+  the session is told (``message_too_large``) and every later frame of this connection is
+  ignored, so a peer cannot make the client buffer an endless message. (picows caps one frame at
+  its ``max_frame_size``, which the session sets to the same value.)
 * BINARY: the protocol is text-only; reported to the session as a protocol problem.
 * PING: answered with a PONG carrying the same payload (picows may also do this itself).
 * CLOSE: answered and the transport disconnected; the session sees on_ws_disconnected.
 * last frame of a read batch: ``FeedHandler.flush()`` (one coalesced "book updated" per book).
 
+Recording tap: with ``tap`` set, every complete text message is passed to
+``tap(payload: bytes, mono_ns: int, last_in_buffer: bool)`` just before it is fed (one bytes
+object per frame, which the orjson path then reuses), so a recorded session runs on this same
+native path.
+
 Timing: ``last_frame_ns`` (monotonic) is updated once per read batch for dead-connection
 detection, and the frame-to-apply latency (from the batch's arrival to the end of this frame's
 apply, so it includes waiting behind earlier frames of the batch) is sampled into a ring.
 """
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.time cimport monotonic_ns
 from libc.stdint cimport int64_t
 
@@ -29,17 +38,21 @@ cdef enum:
 
 
 cdef class FeedListener(WSListener):
-    """``FeedListener(feed, session, sample_every=16)``.
+    """``FeedListener(feed, session, sample_every=16, max_message_size=8 MiB, tap=None)``.
 
-    ``session`` receives ``_transport_connected(transport)``, ``_transport_disconnected()``
-    and ``_transport_problem(message: str)`` calls; everything else stays in C.
+    ``session`` receives ``transport_connected(transport)``, ``transport_disconnected()``,
+    ``transport_problem(message: str)`` and ``message_too_large(size: int)`` calls; everything
+    else stays in C.
     """
     cdef FeedHandler _feed
     cdef object _session
+    cdef object _tap
     cdef bytearray _fragments
     cdef bint _in_fragments
+    cdef bint _ignoring
     cdef bint _batch_open
     cdef int64_t _batch_start_ns
+    cdef Py_ssize_t _max_message_size
     cdef readonly int64_t last_frame_ns
     cdef readonly int64_t frames
     cdef int64_t _ring[LATENCY_RING]
@@ -48,57 +61,92 @@ cdef class FeedListener(WSListener):
     cdef int _sample_every
     cdef int _sample_countdown
 
-    def __init__(self, FeedHandler feed not None, session, int sample_every=16):
+    def __init__(self, FeedHandler feed not None, session, int sample_every=16,
+                 Py_ssize_t max_message_size=8 * 1024 * 1024, tap=None):
         super().__init__()
+        if max_message_size < 1:
+            raise ValueError(f"max_message_size must be >= 1, got {max_message_size}")
         self._feed = feed
         self._session = session
+        self._tap = tap
         self._fragments = bytearray()
+        self._max_message_size = max_message_size
         self._sample_every = sample_every if sample_every > 0 else 1
         self._sample_countdown = self._sample_every
 
     cpdef on_ws_connected(self, WSTransport transport):
         self.last_frame_ns = monotonic_ns()
-        self._session._transport_connected(transport)
+        self._session.transport_connected(transport)
 
     cpdef on_ws_disconnected(self, WSTransport transport):
-        self._session._transport_disconnected()
+        self._session.transport_disconnected()
 
     cpdef on_ws_frame(self, WSTransport transport, WSFrame frame):
         cdef int64_t now
+        if self._ignoring:
+            return
         if not self._batch_open:
             self._batch_open = True
             self._batch_start_ns = monotonic_ns()
         if frame.msg_type == WSMsgType.TEXT:
             if frame.fin:
-                self._feed.feed_ptr(frame.payload_ptr, frame.payload_size, None, self._batch_start_ns)
+                if self._tap is None:
+                    self._feed.feed_ptr(frame.payload_ptr, frame.payload_size, None,
+                                        self._batch_start_ns)
+                else:
+                    self._feed_recorded(PyBytes_FromStringAndSize(frame.payload_ptr,
+                                                                  frame.payload_size),
+                                        frame.last_in_buffer)
                 self._sample()
-            else:
+            elif self._check_size(frame.payload_size):
                 del self._fragments[:]
                 self._fragments.extend(frame.get_payload_as_memoryview())
                 self._in_fragments = True
         elif frame.msg_type == WSMsgType.CONTINUATION:
-            if self._in_fragments:
+            if not self._in_fragments:
+                self._session.transport_problem("continuation frame without a started message")
+            elif self._check_size(len(self._fragments) + frame.payload_size):
                 self._fragments.extend(frame.get_payload_as_memoryview())
                 if frame.fin:
                     self._in_fragments = False
-                    self._feed.feed(bytes(self._fragments))
+                    payload = bytes(self._fragments)
                     del self._fragments[:]
+                    if self._tap is None:
+                        self._feed.feed(payload)
+                    else:
+                        self._feed_recorded(payload, frame.last_in_buffer)
                     self._sample()
-            else:
-                self._session._transport_problem("continuation frame without a started message")
         elif frame.msg_type == WSMsgType.PING:
             transport.send_pong(frame.get_payload_as_bytes())
         elif frame.msg_type == WSMsgType.CLOSE:
             transport.send_close(frame.get_close_code(), frame.get_close_message())
             transport.disconnect()
         elif frame.msg_type == WSMsgType.BINARY:
-            self._session._transport_problem(
+            self._session.transport_problem(
                 f"unexpected binary frame of {frame.payload_size} bytes (the protocol is text-only)")
-        if frame.last_in_buffer:
+        if frame.last_in_buffer and not self._ignoring:
             now = monotonic_ns()
             self.last_frame_ns = now
             self._batch_open = False
             self._feed.flush()
+
+    cdef bint _check_size(self, Py_ssize_t size) except -1:
+        """False (and the session told, the connection's frames ignored from now on) when a
+        message would exceed max_message_size."""
+        if size <= self._max_message_size:
+            return True
+        self._ignoring = True
+        self._in_fragments = False
+        self._fragments = bytearray()  # release the memory, not just the length
+        self._feed.flush()  # books updated by earlier frames of this batch are reported
+        self._session.message_too_large(size)
+        return False
+
+    cdef int _feed_recorded(self, bytes payload, bint last) except -1:
+        self._tap(payload, self._batch_start_ns, last)
+        self._feed.feed_ptr(PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload), payload,
+                            self._batch_start_ns)
+        return 0
 
     cdef inline void _sample(self) noexcept:
         self.frames += 1
@@ -116,5 +164,6 @@ cdef class FeedListener(WSListener):
         return [self._ring[(start + i) % LATENCY_RING] for i in range(self._ring_n)]
 
     def reset_latency(self):
+        """Forget the latency samples."""
         self._ring_n = 0
         self._ring_pos = 0

@@ -1,0 +1,64 @@
+"""The public API as a type checker sees it: a user-style script passes ``mypy --strict`` and
+pyright clean, and the mistakes in ``typing/user_bad.py`` (a misspelt attribute of a Book and of
+an event, a misspelt event kind, an attribute the narrowed event lacks) are each caught, on
+exactly the lines marked "expect-error" there, by both checkers."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent / "typing"
+GOOD = HERE / "user_good.py"
+BAD = HERE / "user_bad.py"
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def _expected_lines() -> set[int]:
+    return {i for i, line in enumerate(BAD.read_text().splitlines(), 1) if "# expect-error" in line}
+
+
+def _mypy(path: Path) -> tuple[int, set[int], str]:
+    proc = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-incremental",
+                           "--hide-error-context", "--no-error-summary", str(path)],
+                          capture_output=True, text=True, cwd=HERE)
+    lines = {int(m.group(1)) for m in re.finditer(rf"{re.escape(path.name)}:(\d+): error",
+                                                   proc.stdout)}
+    return proc.returncode, lines, proc.stdout + proc.stderr
+
+
+def _pyright(path: Path) -> tuple[set[int], str]:
+    proc = subprocess.run([sys.executable, "-m", "pyright", "--outputjson",
+                           "--pythonpath", sys.executable, str(path)],
+                          capture_output=True, text=True, cwd=HERE)
+    try:
+        report = json.loads(proc.stdout)
+    except ValueError:
+        pytest.fail(f"pyright did not run: {proc.stdout[-2000:]} {proc.stderr[-2000:]}")
+    errors = [d for d in report["generalDiagnostics"] if d["severity"] == "error"]
+    return {d["range"]["start"]["line"] + 1 for d in errors}, proc.stdout
+
+
+def test_user_script_passes_mypy_strict() -> None:
+    code, lines, out = _mypy(GOOD)
+    assert code == 0 and not lines, out
+
+
+def test_mypy_catches_each_mistake() -> None:
+    _, lines, out = _mypy(BAD)
+    assert lines == _expected_lines(), out
+
+
+def test_user_script_passes_pyright() -> None:
+    lines, out = _pyright(GOOD)
+    assert not lines, out
+
+
+def test_pyright_catches_each_mistake() -> None:
+    lines, out = _pyright(BAD)
+    assert lines == _expected_lines(), out

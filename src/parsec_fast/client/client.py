@@ -2,11 +2,18 @@
 
 ::
 
-    async with Client(url, api_key="...") as client:
-        await client.subscribe(["polymarket:572473", {"parsec_id": "kalshi:KX", "outcome": "No"}])
-        book = client.book("polymarket:572473")          # the live compiled Book
-        async for ev in client.events():
-            ...
+    import asyncio
+    from parsec_fast import Client
+
+    async def main() -> None:
+        async with Client("wss://api.parsecapi.com/ws", api_key="...") as client:
+            await client.subscribe(["polymarket:572473",
+                                    {"parsec_id": "kalshi:KXBTC-26MAR10", "outcome": "No"}])
+            book = client.book("polymarket:572473")          # the live compiled Book
+            async for ev in client.events(kinds=["book_updated"]):
+                print(ev.parsec_id, ev.seq, book.mid)
+
+    asyncio.run(main())
 
 :class:`Client` wires four pieces that each own their state:
 

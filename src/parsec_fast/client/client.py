@@ -55,7 +55,8 @@ from .ledger import SubscriptionLedger
 from .metrics import ClientMetrics
 from .router import MessageHook, Router
 from .runner import run
-from .session import Session, SessionHandlers
+from .session import SessionHandlers
+from .transport import TransportFactory, transport_for
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -87,10 +88,13 @@ class Client(EventSource):
     nor ``terminal_token``, the key is read from ``$PARSEC_API_KEY``; with no ``url``, from
     ``$PARSEC_API_BASE_URL`` (a REST base such as ``https://api.parsecapi.com``, as the official
     SDK reads it), else the production URL. ``http(s)://`` bases become ``ws(s)://…/ws``.
+    The URL's scheme picks the transport (:mod:`parsec_fast.client.transport`); ``transport``
+    gives one explicitly.
     """
 
     def __init__(self, url: str | None = None, api_key: str | None = None, *,
                  terminal_token: str | None = None, config: ClientConfig | None = None,
+                 transport: TransportFactory | None = None,
                  **options: Unpack[ClientOptions]) -> None:
         import os
 
@@ -108,8 +112,15 @@ class Client(EventSource):
                       else protocol.auth_terminal(terminal_token))  # type: ignore[arg-type]
         if url is None:
             url = os.environ.get("PARSEC_API_BASE_URL") or DEFAULT_WS_URL
-        #: The WebSocket URL the client connects to.
-        self.url: str = protocol.ws_url(url)
+        if transport is None:
+            transport = transport_for(url)
+            if transport is None:  # a REST base: https://X -> wss://X/ws, as the SDKs derive it
+                url = protocol.ws_url(url)
+                transport = transport_for(url)
+        if transport is None:
+            raise ValueError(f"no transport for URL {url!r}")
+        #: The URL the client connects to.
+        self.url: str = url
         cfg = self.config
         super().__init__(cfg.event_queue_size)
         self._bus = self.event_bus
@@ -124,7 +135,7 @@ class Client(EventSource):
             request_timeout=cfg.request_timeout, on_book_added=self._record_added,
             on_book_removed=self._record_removed)
         self._recorder: FrameRecorder | None = None
-        self._session = Session(self.url, auth_frame, cfg, self._feed, SessionHandlers(
+        self._session = transport(self.url, auth_frame, cfg, self._feed, SessionHandlers(
             authenticated=self._on_authenticated, disconnected=self._on_disconnected,
             reconnecting=self._on_reconnecting, problem=self._on_problem))
         self._router = Router(self._feed, self._bus, self._ledger, self._session, self._notify)

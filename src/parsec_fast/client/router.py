@@ -22,7 +22,7 @@ from ..events import BookInvalid, BookRecovered, BookStateChanged, BookUpdated, 
 from ..selectors import AddressSelector
 from .bus import EventBus
 from .ledger import SubscriptionLedger
-from .session import Session
+from .transport import Transport
 
 __all__ = ["Router", "MessageHook"]
 
@@ -37,7 +37,7 @@ class Router:
     changed (a book turned valid or invalid)."""
 
     def __init__(self, feed: FeedHandler, bus: EventBus, ledger: SubscriptionLedger,
-                 session: Session, changed: Callable[[], None]) -> None:
+                 session: Transport, changed: Callable[[], None]) -> None:
         self._bus = bus
         self._ledger = ledger
         self._session = session

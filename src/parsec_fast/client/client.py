@@ -169,7 +169,8 @@ class Client(EventSource):
         self._first_ready = self._loop.create_future()
         cfg = self.config
         if cfg.record_path is not None:
-            self._recorder = FrameRecorder(cfg.record_path)
+            self._recorder = FrameRecorder(cfg.record_path,
+                                           fsync_interval=cfg.record_fsync_interval)
             self._session.set_tap(self._recorder.tap)
             self._recorder.meta({"event": "config", "parser": cfg.parser,
                                  "activity_seq": cfg.activity_seq, "max_levels": cfg.max_levels,

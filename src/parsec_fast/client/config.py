@@ -87,6 +87,9 @@ class ClientConfig:
     latency_sample_every: int = 16
     #: Record every received frame to this file (see :mod:`parsec_fast.recording`).
     record_path: str | None = None
+    #: Seconds between fsyncs of the recording: how much of it an OS crash may lose (0: every
+    #: frame; None: never, the OS writes it back). See :mod:`parsec_fast.recording.writer`.
+    record_fsync_interval: float | None = 1.0
 
     def __post_init__(self) -> None:
         for name in ("heartbeat_interval", "dead_after", "backoff_initial", "auth_timeout",
@@ -112,6 +115,9 @@ class ClientConfig:
             raise ValueError(f"coalesce_threshold must be >= 0, got {self.coalesce_threshold!r}")
         if self.parser not in ("native", "orjson"):
             raise ValueError(f"parser must be 'native' or 'orjson', got {self.parser!r}")
+        if self.record_fsync_interval is not None and not self.record_fsync_interval >= 0:
+            raise ValueError(f"record_fsync_interval must be >= 0 or None, "
+                             f"got {self.record_fsync_interval!r}")
         if self.activity_seq not in ("shared", "separate"):
             raise ValueError(f"activity_seq must be 'shared' or 'separate', "
                              f"got {self.activity_seq!r}")
@@ -157,6 +163,7 @@ class ClientOptions(TypedDict, total=False):
     event_queue_size: int
     latency_sample_every: int
     record_path: str | None
+    record_fsync_interval: float | None
 
 
 #: Field names of ClientConfig (the keyword form accepts exactly these).

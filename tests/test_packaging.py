@@ -3,7 +3,8 @@ source.
 
 * The sdist (``python -m build --sdist --no-isolation``, from a copy of this checkout) carries
   every ``.pyx``, ``.pxd`` and ``.h`` of ``src/_core/parsec_fast/``, every ``.pyi``,
-  ``py.typed``, LICENSE, README and the tests, and no generated ``.c`` / ``.html`` / ``.so``.
+  ``py.typed``, LICENSE, README and the tests, and no generated ``.c`` / ``.html`` / ``.so``
+  nor a hidden file (a test run's caches).
 * ``CORE_MODULES`` in setup.py names exactly the ``.pyx`` files there (a module left out would
   silently not be built).
 * setup.py raises ``MissingCoreSourceError`` naming the file when a listed ``.pyx`` is missing,
@@ -69,7 +70,10 @@ def sdist_names(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     # Generated files in the tree, as a developer's checkout has them after a build: the sdist
     # must leave them out.
     for planted in ("src/_core/parsec_fast/_book.c", "src/_core/parsec_fast/_book.html",
-                    "src/parsec_fast/_book.cpython-311-x86_64-linux-gnu.so"):
+                    "src/parsec_fast/_book.cpython-311-x86_64-linux-gnu.so",
+                    "tests/.mypy_cache/3.11/cache.db", "tests/__pycache__/conftest.pyc",
+                    "tests/.coverage"):
+        (tree / planted).parent.mkdir(parents=True, exist_ok=True)
         (tree / planted).touch()
     out = tmp / "dist"
     # --skip-dependency-check: an sdist needs only setuptools (setup.py imports Cython when it
@@ -104,8 +108,10 @@ def test_sdist_carries_stubs_license_readme_and_tests(sdist_names: set[str]) -> 
 
 def test_sdist_has_no_generated_files(sdist_names: set[str]) -> None:
     generated = sorted(n for n in sdist_names
-                       if n.endswith((".c", ".html", ".so", ".pyc")) or "/__pycache__/" in n)
+                       if n.endswith((".c", ".html", ".so", ".pyc")) or "__pycache__" in n)
     assert generated == []
+    hidden = sorted(n for n in sdist_names if any(p.startswith(".") for p in n.split("/")))
+    assert hidden == []  # caches (.mypy_cache, .pytest_cache, .hypothesis), .coverage, ...
     assert not any(n.startswith("bench/") for n in sdist_names)
 
 

@@ -8,6 +8,9 @@ tests/test_book_equivalence.py``. Tests that pin their own ``@settings`` keep th
 installed sdist or wheel) stops the session at its start unless ``parsec_fast`` is imported from
 the interpreter's site-packages, i.e. not from a source checkout's ``src/`` (nor an editable
 install pointing there).
+
+``--soak MINUTES`` runs ``tests/test_soak.py`` (server and client under random faults and floods,
+RSS and book correctness reported); without it that test is skipped.
 """
 from __future__ import annotations
 
@@ -33,6 +36,11 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--soak", type=float, default=0.0, metavar="MINUTES",
+                     help="run the soak test for MINUTES (off by default)")
 
 
 def _installed_location_problem() -> str | None:

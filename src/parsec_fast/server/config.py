@@ -85,3 +85,13 @@ class ServerConfig:
     def max_depth(self) -> int:
         """Depth clamp of the tier."""
         return TIER_LIMITS[self.tier][1]
+
+    def accepts(self, kind: str, credential: object) -> bool:
+        """Whether an ``auth`` key / ``auth_terminal`` token is accepted (read at call time, so
+        changing ``reject_prefixes`` on a running server takes effect for the next auth)."""
+        if not isinstance(credential, str) or not credential:
+            return False
+        accepted = self.accepted_keys if kind == "auth" else self.accepted_tokens
+        if accepted is not None:
+            return credential in accepted
+        return not credential.startswith(tuple(self.reject_prefixes))

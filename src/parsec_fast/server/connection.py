@@ -2,6 +2,8 @@
 counters, frame faults and send-buffer back-pressure.
 
 Everything runs on the event loop thread; picows calls the ``on_ws_*`` and ``*_writing`` hooks.
+The connection reaches the rest of the server only through its
+:class:`~parsec_fast.server.context.ServerContext`.
 """
 from __future__ import annotations
 
@@ -9,43 +11,22 @@ import asyncio
 import socket
 import time
 from collections import deque
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
 
 from ..codes import ADDRESS_EXCHANGES, DEFAULT_DEPTH, ErrorCode
+from .context import ServerContext
+from .frames import activity_frame, delta_frame, snapshot_frame
 from .recorder import ConnectionRecord
 from .simulator import MarketSpec, WireChange, customer_id_for
-
-if TYPE_CHECKING:
-    from .app import LocalServer
+from .subscription import BookKey, Subscription
 
 __all__ = ["Connection", "Subscription", "BookKey"]
 
-BookKey = tuple[str, str]  # (parsec_id, outcome)
 _CONTROL = ("subscribe", "unsubscribe", "resync")
 _SLOW_READER_CLOSE = 4000  # private-use close code, PROTOCOL.md §1
-
-
-@dataclass
-class Subscription:
-    """One market outcome watched by a connection."""
-
-    market: MarketSpec
-    outcome: str
-    depth: int
-    #: Deltas are withheld until the client sends ``resync`` (after resync_required,
-    #: needs_refresh or a hard send-buffer overflow).
-    awaiting_resync: bool = False
-    #: A delta held back by the reorder fault, sent after the next one.
-    held: bytes | None = None
-
-    @property
-    def key(self) -> BookKey:
-        """(parsec_id, outcome)."""
-        return (self.market.parsec_id, self.outcome)
 
 
 class _BadRequest(Exception):
@@ -61,10 +42,10 @@ class _BadRequest(Exception):
 class Connection(WSListener):
     """Server side of one WebSocket connection (a picows listener)."""
 
-    def __init__(self, server: LocalServer, conn_id: int) -> None:
+    def __init__(self, context: ServerContext, conn_id: int) -> None:
         super().__init__()
-        self.server = server
-        self.config = server.config
+        self.context = context
+        self.config = context.config
         self.conn_id = conn_id
         self.transport: WSTransport | None = None
         self.account: str | None = None
@@ -81,7 +62,7 @@ class Connection(WSListener):
         self.paused = False
         #: Past the hard limit: subscriptions were told resync_required; cleared when drained.
         self.overloaded = False
-        #: True while :meth:`LocalServer.blast` writes to this connection (flow control only).
+        #: True while a blast writes to this connection (flow control only).
         self.blasting = False
         self.writable = asyncio.Event()
         self.writable.set()
@@ -107,17 +88,17 @@ class Connection(WSListener):
             sock = underlying.get_extra_info("socket")
             if sock is not None:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.config.so_sndbuf)
-        if self.server.recorder is not None:
-            self.record = self.server.recorder.open(self.conn_id)
+        if self.context.recorder is not None:
+            self.record = self.context.recorder.open(self.conn_id)
         loop = asyncio.get_running_loop()
         self._auth_timer = loop.call_later(self.config.auth_timeout, self._on_auth_timeout)
-        self.server._register(self)
+        self.context.registry.register(self)
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         if self._auth_timer is not None:
             self._auth_timer.cancel()
         self.writable.set()
-        self.server._unregister(self)
+        self.context.registry.unregister(self)
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         msg_type = frame.msg_type
@@ -170,6 +151,17 @@ class Connection(WSListener):
         self.transport.send_close(_SLOW_READER_CLOSE, b"slow reader")  # type: ignore[arg-type]
         self.transport.disconnect()
         asyncio.get_running_loop().call_later(5.0, self.transport.disconnect, False)
+
+    def write_chunk(self, chunk: bytes, payloads: list[bytes]) -> bool:
+        """Write pre-framed frames in one transport write (blast mode; ``payloads`` are their
+        JSON payloads, for the record). False when the connection is closed."""
+        if not self.open:
+            return False
+        if self.record is not None:
+            self.record.frames.extend(payloads)
+        assert self.transport is not None
+        self.transport.underlying_transport.write(chunk)
+        return True
 
     def send_obj(self, obj: dict[str, Any]) -> None:
         """Encode and send one frame."""
@@ -242,36 +234,30 @@ class Connection(WSListener):
         self._activity_seq[key] = seq
         return seq
 
+    def last_seq(self, key: BookKey) -> int | None:
+        """The last ``server_seq`` of a subscription's book counter (None before any)."""
+        return self._seq.get(key)
+
     def send_snapshot(self, sub: Subscription) -> None:
         """Send an ``orderbook`` snapshot of ``sub`` at its depth and clear its resync wait."""
         sub.awaiting_resync = False
         sub.held = None
         m = sub.market
-        book = self.server.simulator.book(m.parsec_id, sub.outcome)
-        now_ms = int(time.time() * 1000)
-        self.send_payload(orjson.dumps({
-            "type": "orderbook", "parsec_id": m.parsec_id, "exchange": m.exchange,
-            "outcome": sub.outcome, "token_id": m.token_id(sub.outcome), "market_id": m.market_id,
-            "tick_size": m.tick_size, "min_order_size": m.min_order_size, "kind": "snapshot",
-            "title": m.title, "bids": book.top("bid", sub.depth), "asks": book.top("ask", sub.depth),
-            "book_state": self.server.book_state(sub.key), "server_seq": self.next_seq(sub.key),
-            "feed_state": self.server.feed_state(m.exchange),
-            "stale_after_ms": self.config.stale_after_ms,
-            "exchange_ts_ms": now_ms - 2, "ingest_ts_ms": now_ms,
-        }))
+        book = self.context.simulator.book(m.parsec_id, sub.outcome)
+        status = self.context.status
+        self.send_payload(snapshot_frame(
+            sub, book.top("bid", sub.depth), book.top("ask", sub.depth),
+            book_state=status.book_state(sub.key), seq=self.next_seq(sub.key),
+            feed_state=status.feed_state(m.exchange), stale_after_ms=self.config.stale_after_ms,
+            now_ms=int(time.time() * 1000)))
 
     def delta_payload(self, sub: Subscription, changes: list[WireChange], book_state: str,
                       ts_ms: int) -> bytes:
         """Encode the next ``orderbook_delta`` of ``sub`` (consumes a sequence number)."""
-        m = sub.market
-        return orjson.dumps({
-            "type": "orderbook_delta", "parsec_id": m.parsec_id, "exchange": m.exchange,
-            "outcome": sub.outcome, "token_id": m.token_id(sub.outcome), "market_id": m.market_id,
-            "changes": [{"side": s, "price": p, "size": z} for s, p, z in changes],
-            "server_seq": self.next_seq(sub.key), "feed_state": self.server.feed_state(m.exchange),
-            "book_state": book_state, "stale_after_ms": self.config.stale_after_ms,
-            "exchange_ts_ms": ts_ms - 2, "ingest_ts_ms": ts_ms,
-        })
+        return delta_frame(sub, changes, seq=self.next_seq(sub.key),
+                           feed_state=self.context.status.feed_state(sub.market.exchange),
+                           book_state=book_state, stale_after_ms=self.config.stale_after_ms,
+                           ts_ms=ts_ms)
 
     def emit_delta(self, sub: Subscription, changes: list[WireChange], *,
                    book_state: str | None = None, ts_ms: int | None = None,
@@ -281,11 +267,11 @@ class Connection(WSListener):
             return
         if ts_ms is None:
             ts_ms = int(time.time() * 1000)
-        state = book_state or self.server.book_state(sub.key)
+        state = book_state or self.context.status.book_state(sub.key)
         payload = self.delta_payload(sub, changes, state, ts_ms)
         fault = None
-        if faults and self.server.faults.pending:
-            fault = self.server.faults.take_frame_fault(sub.market.parsec_id)
+        if faults and self.context.faults.pending:
+            fault = self.context.faults.take_frame_fault(sub.market.parsec_id)
         if fault == "drop":
             return  # the sequence number is spent: the client sees a gap
         if fault == "reorder" and sub.held is None:
@@ -303,13 +289,9 @@ class Connection(WSListener):
         sub = self.subs.get(key)
         if sub is None or sub.awaiting_resync or not self.open:
             return
-        m = sub.market
-        frame = {"type": "activity", "parsec_id": m.parsec_id, "exchange": m.exchange,
-                 "outcome": sub.outcome, "token_id": m.token_id(sub.outcome),
-                 "market_id": m.market_id, **fields,
-                 "server_seq": self.next_activity_seq(key),
-                 "feed_state": self.server.feed_state(m.exchange)}
-        self._send_market_payload(orjson.dumps(frame))
+        self._send_market_payload(activity_frame(
+            sub, fields, seq=self.next_activity_seq(key),
+            feed_state=self.context.status.feed_state(sub.market.exchange)))
 
     # -- incoming messages -------------------------------------------------------------------
     def _on_message(self, data: bytes) -> None:
@@ -355,7 +337,7 @@ class Connection(WSListener):
             raise _BadRequest(ErrorCode.AUTH_REQUIRED, "already authenticated")
         field_name = "api_key" if kind == "auth" else "token"
         credential = msg.get(field_name)
-        if not self.server.credential_ok(kind, credential):
+        if not self.config.accepts(kind, credential):
             self.auth_failed = True
             what = "api key" if kind == "auth" else "terminal token"
             self.send_obj({"type": "auth_error", "code": int(ErrorCode.INVALID_CREDENTIALS),
@@ -374,6 +356,11 @@ class Connection(WSListener):
     def _on_auth_timeout(self) -> None:
         if not self.authenticated and self.open:
             self.close(WSCloseCode.POLICY_VIOLATION, "auth timeout")
+
+    def disconnect_now(self) -> None:
+        """Drop the connection without a close frame (server shutdown, the ``close`` fault)."""
+        if self.transport is not None:
+            self.transport.disconnect(graceful=False)
 
     def close(self, code: WSCloseCode, reason: str) -> None:
         """Send a close frame and disconnect once the buffer is flushed."""
@@ -410,7 +397,7 @@ class Connection(WSListener):
             if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
                 raise _BadRequest(ErrorCode.INVALID_MESSAGE, "depth must be a positive integer", pid)
         depth = min(depth, self.config.max_depth)
-        market = self.server.simulator.spec(pid)
+        market = self.context.simulator.spec(pid)
         if market is None:
             raise _BadRequest(ErrorCode.MARKET_NOT_FOUND, "market not found", pid)
         canonical = market.resolve_outcome(outcome)
@@ -447,7 +434,7 @@ class Connection(WSListener):
     # -- control messages --------------------------------------------------------------------
     def _cap_check(self) -> None:
         cap = self.config.max_subscriptions
-        if self.server.account_subscriptions(self.account) >= cap:
+        if self.context.registry.account_subscriptions(self.account) >= cap:
             raise _BadRequest(ErrorCode.MAX_SUBSCRIPTIONS,
                               f"max subscriptions reached (limit: {cap}, tier: {self.config.tier})")
 
@@ -456,7 +443,7 @@ class Connection(WSListener):
         for sel in markets:
             try:
                 market, outcome, depth = self._resolve(sel, with_depth=True)
-                if market.exchange in self.server.unavailable_exchanges:
+                if market.exchange in self.context.status.unavailable_exchanges:
                     raise _BadRequest(ErrorCode.EXCHANGE_UNAVAILABLE,
                                       f"exchange {market.exchange} unavailable", market.parsec_id)
                 key = (market.parsec_id, outcome)
@@ -464,10 +451,10 @@ class Connection(WSListener):
                 if old is None:
                     self._cap_check()
                 else:
-                    self.server._unindex(self, old)
+                    self.context.registry.unindex(self, old)
                 sub = Subscription(market, outcome, depth)
                 self.subs[key] = sub
-                self.server._index(self, sub)
+                self.context.registry.index(self, sub)
                 self.send_snapshot(sub)
             except _BadRequest as exc:
                 self.send_error(exc.code, exc.message, exc.parsec_id)
@@ -477,7 +464,7 @@ class Connection(WSListener):
                 if addr not in self.addresses:
                     self._cap_check()
                     self.addresses.add(addr)
-                self.server.send_wallet_activity(self, addr)
+                self.send_obj(self.context.wallets.frame(addr))
             except _BadRequest as exc:
                 self.send_error(exc.code, exc.message, exc.parsec_id)
 
@@ -488,7 +475,7 @@ class Connection(WSListener):
                 market, outcome, _ = self._resolve(sel, with_depth=False)
                 sub = self.subs.pop((market.parsec_id, outcome), None)
                 if sub is not None:
-                    self.server._unindex(self, sub)
+                    self.context.registry.unindex(self, sub)
             except _BadRequest as exc:
                 self.send_error(exc.code, exc.message, exc.parsec_id)
         for item in addresses:

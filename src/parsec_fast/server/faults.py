@@ -19,7 +19,7 @@ import random
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["Faults", "FaultSpec", "parse_fault_spec", "FAULT_NAMES", "FrameFault"]
+__all__ = ["Faults", "FaultSpec", "FaultTarget", "parse_fault_spec", "FAULT_NAMES", "FrameFault"]
 
 FAULT_NAMES = ("gap", "dup", "reorder", "resync_required", "needs_refresh", "stall", "degraded",
                "disconnected", "healthy", "close", "refuse")
@@ -30,18 +30,19 @@ FrameFault = str  # "drop" | "duplicate" | "reorder"
 
 
 class FaultTarget(Protocol):
-    """What :class:`Faults` needs from the server."""
+    """What :class:`Faults` acts on (the server's
+    :class:`~parsec_fast.server.fault_target.ServerFaultTarget`)."""
 
-    def _fault_resync_required(self, parsec_id: str | None, outcome: str | None) -> int: ...
-    def _fault_needs_refresh(self, parsec_id: str | None, outcome: str | None) -> int: ...
-    def _fault_stall(self, parsec_id: str, seconds: float) -> None: ...
-    def _fault_feed_state(self, exchange: str | None, state: str) -> None: ...
-    def _fault_close_all(self) -> int: ...
-    def _fault_refuse(self, seconds: float) -> None: ...
-    def _fault_exchange_unavailable(self, exchange: str, unavailable: bool) -> None: ...
-    def _random_subscribed_market(self, rng: random.Random) -> str | None: ...
     @property
-    def _stale_after_s(self) -> float: ...
+    def stale_after_s(self) -> float: ...
+    def resync_required(self, parsec_id: str | None, outcome: str | None) -> int: ...
+    def needs_refresh(self, parsec_id: str | None, outcome: str | None) -> int: ...
+    def stall(self, parsec_id: str, seconds: float) -> None: ...
+    def set_feed_state(self, exchange: str | None, state: str) -> None: ...
+    def exchange_unavailable(self, exchange: str, unavailable: bool) -> None: ...
+    def close_all(self) -> int: ...
+    def refuse(self, seconds: float) -> None: ...
+    def random_subscribed_market(self, rng: random.Random) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -135,19 +136,19 @@ class Faults:
         ``None``; every outcome when ``outcome`` is ``None``) and stop its deltas until the client
         sends ``resync``. Returns the number of subscriptions hit."""
         self.log.append(("resync_required", f"{parsec_id}/{outcome}"))
-        return self._target._fault_resync_required(parsec_id, outcome)
+        return self._target.resync_required(parsec_id, outcome)
 
     def mark_needs_refresh(self, parsec_id: str | None = None, outcome: str | None = None) -> int:
         """Announce ``book_state: "needs_refresh"`` (a delta with no changes) to the subscriptions
         of ``parsec_id`` and stop their deltas until the client resyncs. Returns subscriptions hit."""
         self.log.append(("needs_refresh", f"{parsec_id}/{outcome}"))
-        return self._target._fault_needs_refresh(parsec_id, outcome)
+        return self._target.needs_refresh(parsec_id, outcome)
 
     def stall(self, parsec_id: str, seconds: float) -> None:
         """Freeze a market for ``seconds``: no updates, so its subscriptions turn ``stale`` after
         ``stale_after_ms`` (announced in-band) and ``fresh`` again with the next update."""
         self.log.append(("stall", f"{parsec_id}/{seconds}"))
-        self._target._fault_stall(parsec_id, seconds)
+        self._target.stall(parsec_id, seconds)
 
     def set_feed_state(self, state: str, exchange: str | None = None) -> None:
         """Set the venue link of ``exchange`` (all when ``None``) to ``healthy``, ``degraded`` or
@@ -155,7 +156,7 @@ class Faults:
         if state not in ("healthy", "degraded", "disconnected"):
             raise ValueError(f"feed state {state!r}")
         self.log.append((state, str(exchange)))
-        self._target._fault_feed_state(exchange, state)
+        self._target.set_feed_state(exchange, state)
 
     def feed_degraded(self, exchange: str | None = None) -> None:
         """Shorthand for ``set_feed_state("degraded", exchange)``."""
@@ -172,18 +173,18 @@ class Faults:
     def exchange_unavailable(self, exchange: str, unavailable: bool = True) -> None:
         """Make new subscriptions to ``exchange`` fail with error 2003 (or work again)."""
         self.log.append(("exchange_unavailable", f"{exchange}/{unavailable}"))
-        self._target._fault_exchange_unavailable(exchange, unavailable)
+        self._target.exchange_unavailable(exchange, unavailable)
 
     def close_all_abruptly(self) -> int:
         """Abort every connection (no close frame). Returns how many were open."""
         self.log.append(("close", ""))
-        return self._target._fault_close_all()
+        return self._target.close_all()
 
     def refuse_connections(self, seconds: float) -> None:
         """Stop listening for ``seconds`` (new connections are refused at TCP level; open ones
         stay), then listen again on the same port. The port is closed when this returns."""
         self.log.append(("refuse", str(seconds)))
-        self._target._fault_refuse(seconds)
+        self._target.refuse(seconds)
 
     # -- scripted -------------------------------------------------------------------------------
     def run_spec(self, spec: FaultSpec) -> None:
@@ -198,7 +199,7 @@ class Faults:
         elif name == "reorder":
             self.reorder_next(target)
         elif name in ("resync_required", "needs_refresh", "stall"):
-            pid = target or self._target._random_subscribed_market(self._rng)
+            pid = target or self._target.random_subscribed_market(self._rng)
             if pid is None:
                 return
             if name == "resync_required":
@@ -206,7 +207,7 @@ class Faults:
             elif name == "needs_refresh":
                 self.mark_needs_refresh(pid)
             else:
-                self.stall(pid, float(arg) if arg else 2 * self._target._stale_after_s)
+                self.stall(pid, float(arg) if arg else 2 * self._target.stale_after_s)
         elif name in ("degraded", "disconnected", "healthy"):
             self.set_feed_state(name, target)
             if spec.is_random:  # a random venue outage heals by itself

@@ -354,15 +354,15 @@ class Simulator:
                 new = float(round(new))
             return self._apply_all(book, [(side, t, new)])
         if roll < 0.85 or len(lst) < 2:
-            t = self._free_tick(book, side)
-            if t is not None and len(lst) < self.max_levels:
-                return self._apply_all(book, [(side, t, self._size(book))])
+            free = self._free_tick(book, side)
+            if free is not None and len(lst) < self.max_levels:
+                return self._apply_all(book, [(side, free, self._size(book))])
         if len(lst) >= 2:
             # Remove a level, nearer the top more often (moves levels across depth windows).
             r = min(len(lst) - 1, int(rng.expovariate(0.08)))
             return self._apply_all(book, [(side, book.level_at_rank(side, r), 0.0)])
-        t = book.best(side)
-        return self._apply_all(book, [(side, t, self._size(book))]) if t is not None else ()
+        best = book.best(side)
+        return self._apply_all(book, [(side, best, self._size(book))]) if best is not None else ()
 
     def _free_tick(self, book: OutcomeBook, side: str) -> int | None:
         """A tick with no level on ``side`` that keeps the book uncrossed: inside the spread half

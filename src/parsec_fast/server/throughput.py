@@ -10,9 +10,18 @@ frames stay in order with those picows sends). Writers wait on the transport's f
 """
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["ws_text_frame", "ChunkBuilder", "BlastResult"]
+from .registry import Registry
+from .simulator import BookChange, Simulator
+from .status import MarketStatus
+from .stream import LiveStream
+
+__all__ = ["ws_text_frame", "ChunkBuilder", "BlastResult", "Blaster"]
 
 
 def ws_text_frame(payload: bytes) -> bytes:
@@ -75,3 +84,69 @@ class BlastResult:
     write_s: float
     #: Connections written to.
     connections: int
+
+
+class Blaster:
+    """:meth:`LocalServer.blast <parsec_fast.server.app.LocalServer.blast>`: pre-generates a delta
+    stream over the subscribed books and writes it in chunks, honouring flow control."""
+
+    def __init__(self, simulator: Simulator, registry: Registry[Any], status: MarketStatus,
+                 stream: LiveStream) -> None:
+        self.simulator = simulator
+        self.registry = registry
+        self.status = status
+        self.stream = stream
+
+    async def blast(self, n_deltas: int, parsec_ids: Iterable[str] | None = None, *,
+                    chunk_size: int = 256 * 1024) -> BlastResult:
+        """See :meth:`LocalServer.blast`."""
+        wanted = None if parsec_ids is None else set(parsec_ids)
+        keys = [k for k in self.registry.subscribed_keys() if wanted is None or k[0] in wanted]
+        if not keys:
+            raise RuntimeError("blast: no subscribed book matches")
+        loop = asyncio.get_running_loop()
+        self.stream.blasting += 1
+        try:
+            t0 = time.perf_counter()
+            builders: dict[Any, ChunkBuilder] = {}
+            ts_ms = int(time.time() * 1000)
+            produced = 0
+            while produced < n_deltas:
+                events = self.simulator.step(keys)
+                if not events:
+                    break  # every blasted market is paused
+                for event in events:
+                    if not isinstance(event, BookChange):
+                        continue
+                    key = (event.parsec_id, event.outcome)
+                    self.status.updated(key, loop.time())
+                    for conn in self.registry.subscribers(key):
+                        sub = conn.subs[key]
+                        changes = event.windows.get(sub.depth)
+                        if not changes or sub.awaiting_resync:
+                            continue
+                        builder = builders.get(conn)
+                        if builder is None:
+                            builder = builders[conn] = ChunkBuilder(chunk_size)
+                        builder.add(conn.delta_payload(sub, changes, "fresh", ts_ms))
+                        produced += 1
+            for builder in builders.values():
+                builder.finish()
+            t1 = time.perf_counter()
+            await asyncio.gather(*(self._write_chunks(c, b) for c, b in builders.items()))
+            t2 = time.perf_counter()
+        finally:
+            self.stream.blasting -= 1
+        return BlastResult(sum(b.frames for b in builders.values()),
+                           sum(b.nbytes for b in builders.values()), t1 - t0, t2 - t1, len(builders))
+
+    @staticmethod
+    async def _write_chunks(conn: Any, builder: ChunkBuilder) -> None:
+        conn.blasting = True
+        try:
+            for chunk, payloads in zip(builder.chunks, builder.payloads):
+                await conn.writable.wait()
+                if not conn.write_chunk(chunk, payloads):
+                    return
+        finally:
+            conn.blasting = False

@@ -105,5 +105,5 @@ def declared_end(data: bytes | mmap.mmap, pos: int, size: int) -> int | None:
     """Where the record at ``pos`` ends by its own length field (None: no complete header)."""
     if size - pos < HEADER_SIZE:
         return None
-    (length,) = struct.unpack_from("<I", data, pos + HEADER_SIZE - 4)
+    length: int = struct.unpack_from("<I", data, pos + HEADER_SIZE - 4)[0]
     return pos + HEADER_SIZE + length

@@ -65,7 +65,7 @@ def measure(directory: str, fsync_interval: float | None, frames: int,
 def main(argv: list[str] | None = None) -> None:
     """Print frames/s recorded under each fsync policy."""
     p = argparse.ArgumentParser(prog="python -m parsec_fast.recording.fsync_cost",
-                                description=__doc__.split("\n\n")[0])
+                                description="What each fsync policy costs on this disk.")
     p.add_argument("--dir", default=tempfile.gettempdir(), help="where to write (the disk)")
     p.add_argument("--frames", type=int, default=20_000, help="frames per policy")
     p.add_argument("--min-seconds", type=float, default=3.0,

@@ -131,6 +131,7 @@ class RecordingReader:
         return f"{self.path}: " + "; ".join(d.describe() for d in self.damage)
 
     def __iter__(self) -> Iterator[Record]:
+        """Every valid record, in file order (damage is noted, see the class docstring)."""
         self.records, self.damage, self.is_recording, self.valid_end = 0, [], True, 0
         with open(self.path, "rb") as f:
             self.size = size = os.fstat(f.fileno()).st_size
@@ -149,13 +150,13 @@ class RecordingReader:
                 pos = self.valid_end = len(FILE_HEADER)
                 while pos < size:
                     found = read_record(data, pos, size)
-                    if isinstance(found, str):
-                        found = self._skip_damage(data, pos, size, found)
-                        if found is None:
-                            return
+                    record = found if isinstance(found, Record) else \
+                        self._skip_damage(data, pos, size, found)
+                    if record is None:
+                        return
                     self.records += 1
-                    self.valid_end = pos = found.end
-                    yield found
+                    self.valid_end = pos = record.end
+                    yield record
 
     def _skip_damage(self, data: mmap.mmap, pos: int, size: int,
                      problem: RecordProblem) -> Record | None:

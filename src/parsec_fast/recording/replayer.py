@@ -40,6 +40,8 @@ class ReplayStats:
     damage: list[Damage] = field(default_factory=list)
     #: The damage in one line (None for a clean file).
     error: str | None = None
+    #: :meth:`Replayer.stop` ended the replay before the end of the file.
+    stopped: bool = False
     #: The feed handler's counters at the end.
     handler_stats: dict[str, int] = field(default_factory=dict)
 
@@ -71,6 +73,7 @@ class Replayer:
                               ("max_levels", max_levels)) if v is not None}
         #: The feed handler the recording is fed to.
         self.handler: FeedHandler = handler if handler is not None else self._make_handler()
+        self._stopping = False
 
     def _make_handler(self) -> FeedHandler:
         from .._feed import FeedHandler  # compiled; imported lazily so recording works without it
@@ -97,15 +100,18 @@ class Replayer:
         first_ns: int | None = None
         last_ns = 0
         start = time.perf_counter()
+        self._stopping = False
         for record in reader:
             if first_ns is None:
                 first_ns = record.mono_ns
             last_ns = record.mono_ns
             if speed is not None:
                 due = start + (record.mono_ns - first_ns) / 1e9 / speed
-                wait = due - time.perf_counter()
-                if wait > 0:
-                    time.sleep(wait)
+                while not self._stopping and (wait := due - time.perf_counter()) > 0:
+                    time.sleep(min(wait, 0.1))  # short naps: stop() is seen within 0.1 s
+            if self._stopping:
+                stats.stopped = True
+                break
             if record.kind == KIND_FRAME:
                 stats.frames += 1
                 stats.bytes += len(record.payload)
@@ -126,6 +132,10 @@ class Replayer:
         stats.damage = list(reader.damage)
         stats.handler_stats = dict(handler.stats)
         return stats
+
+    def stop(self) -> None:
+        """End a running :meth:`run` after the current record (safe from a signal handler)."""
+        self._stopping = True
 
     def _apply_meta(self, meta: dict[str, str]) -> None:
         event = meta.get("event")

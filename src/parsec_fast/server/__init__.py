@@ -3,9 +3,9 @@
 ``async with LocalServer(ServerConfig(...)) as srv: srv.url`` runs it in-process;
 :func:`serve_forever` runs it from the CLI. See ``../shared/PROTOCOL.md`` for the protocol.
 
-Module map: ``app`` (LocalServer: assembly, listening socket, tasks) · ``connection`` (one
-client) · ``registry`` (connections, subscription index) · ``status`` (book/feed state) ·
-``stream`` (live fan-out) ·
+Module map: ``app`` (LocalServer: assembly, listening socket, tasks) · ``connection`` (one client,
+its limits) · ``control`` (selector validation, per-connection allowances) · ``registry``
+(connections, subscription index) · ``status`` (book/feed state) · ``stream`` (live fan-out) ·
 ``fault_target`` / ``faults`` · ``throughput`` (blast) · ``simulator`` · ``recorder`` ·
 ``frames`` · ``wallet`` · ``context`` (what a connection sees of the server) · ``config``.
 """

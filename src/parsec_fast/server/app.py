@@ -9,12 +9,16 @@ The server assembles its parts and owns the listening socket and the background 
 - :class:`~parsec_fast.server.throughput.Blaster` behind :meth:`LocalServer.blast`;
 - one :class:`~parsec_fast.server.connection.Connection` per client, which sees all of this through
   a :class:`~parsec_fast.server.context.ServerContext`.
+
+Per-connection limits (send budget, message size, refused messages, auth window, close timeout)
+are described in :mod:`parsec_fast.server.connection` and :class:`ServerConfig`.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import ssl
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -38,6 +42,9 @@ __all__ = ["LocalServer", "serve_forever", "run_server"]
 
 log = logging.getLogger("parsec_fast.server")
 
+#: Seconds between two sweeps for close frames that never flush (see Connection.close).
+_CLOSE_SWEEP_S = 0.25
+
 
 class LocalServer:
     """A local Parsec-compatible WebSocket server (picows, asyncio).
@@ -45,6 +52,7 @@ class LocalServer:
     Use in-process as ``async with LocalServer(config) as srv: ... srv.url``; ``srv.faults``
     injects faults, ``srv.recorder`` (with ``record=True``) holds every frame sent per connection,
     and :meth:`blast` writes a pre-generated delta stream as fast as the client reads.
+    ``srv.aborted`` counts the connections ended for passing a limit, by reason.
     """
 
     def __init__(self, config: ServerConfig | None = None, *,
@@ -102,6 +110,11 @@ class LocalServer:
         return self._next_conn_id
 
     @property
+    def aborted(self) -> Counter[str]:
+        """Connections the server ended for passing a limit, by reason (see ServerContext)."""
+        return self.context.aborted
+
+    @property
     def unavailable_exchanges(self) -> set[str]:
         """Exchanges whose new subscriptions fail with 2003 (``srv.faults.exchange_unavailable``)."""
         return self.status.unavailable_exchanges
@@ -112,6 +125,7 @@ class LocalServer:
         self.port = self._server.sockets[0].getsockname()[1]
         self._spawn(self.stream.heartbeats())
         self._spawn(self.stream.staleness())
+        self._spawn(self._sweep_closing())
         if self.config.live:
             self._spawn(self.stream.pump())
         if self.config.wallet_interval > 0:
@@ -147,9 +161,12 @@ class LocalServer:
         await self.close()
 
     async def _listen(self, port: int) -> asyncio.Server:
+        # Pings are answered by Connection (enable_auto_pong=False) so that pongs count against
+        # the send budget; frames over max_message_size are refused on their header (1009).
         return await ws_create_server(self._listener_factory, self.config.host, port,
                                       websocket_handshake_timeout=5, reuse_address=True,
-                                      ssl=self.ssl_context)
+                                      ssl=self.ssl_context, enable_auto_pong=False,
+                                      max_frame_size=self.config.max_message_size)
 
     def _listener_factory(self, request: WSUpgradeRequest) -> Connection | None:
         path = request.path.split(b"?", 1)[0].decode("latin-1")
@@ -167,6 +184,14 @@ class LocalServer:
     def _task_done(task: asyncio.Task[Any]) -> None:
         if not task.cancelled() and task.exception() is not None:
             log.error("server task failed", exc_info=task.exception())
+
+    async def _sweep_closing(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(_CLOSE_SWEEP_S)
+            now = loop.time()
+            for conn in list(self.connections):
+                conn.enforce_close_deadline(now)
 
     def _refuse(self, seconds: float) -> None:
         """Close the listening socket for ``seconds`` (the ``refuse`` fault)."""
@@ -230,7 +255,8 @@ class LocalServer:
 
         The live stream pauses meanwhile; every connection subscribed to a blasted book receives
         the stream (with its own seqs and depth trimming), so books stay exact. Activity events
-        are skipped. Returns when the last chunk is handed to the transport.
+        are skipped. Each chunk counts against the connection's send budget. Returns when the
+        last chunk is handed to the transport.
         """
         return await self._blaster.blast(n_deltas, parsec_ids, chunk_size=chunk_size)
 

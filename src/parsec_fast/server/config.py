@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from ..codes import AUTH_TIMEOUT_S, CONTROL_MESSAGES_PER_SECOND, TIER_LIMITS
 from .simulator import MarketSpec
 
-__all__ = ["ServerConfig"]
+__all__ = ["ServerConfig", "OVER_CAP_POLICIES"]
+
+OVER_CAP_POLICIES = ("truncate", "refuse")
 
 
 @dataclass
@@ -18,6 +20,32 @@ class ServerConfig:
     so ``"demo"`` works out of the box and ``"bad-key"`` exercises ``auth_error``. Given a set,
     only its members are accepted. The account of a connection (for the subscription cap) is its
     key or token.
+
+    Limits on what one peer can make the server hold (a hostile or broken client must not be
+    able to grow the server's memory or hold the event loop):
+
+    ==========================  =================================================================
+    send buffer                 every frame (errors, snapshots, wallet, heartbeats, market data,
+                                pongs, blast chunks) counts against ``disconnect_buffer_limit``;
+                                past it the connection is aborted (no close handshake: a reader
+                                that does not read would never take the close frame)
+    market data                 ``slow_reader`` past ``soft_buffer_limit``; past
+                                ``hard_buffer_limit`` deltas are withheld and ``resync_required``
+                                sent (PROTOCOL.md §3)
+    incoming message            ``max_message_size`` bytes per WebSocket frame; a bigger frame is
+                                refused by picows before its payload is read (close 1009)
+    refused messages            ``invalid_burst`` messages refused as a whole (bad JSON, unknown
+                                type, auth required, rate limited, ...) plus ``invalid_rate`` per
+                                second; past it the connection is aborted (pings: the same, from
+                                their own bucket)
+    queued messages             ``max_pending_messages`` messages waiting behind a long control
+                                message (reading is paused meanwhile); past it: aborted
+    names per message           more distinct markets + addresses than the tier's cap:
+                                ``over_cap_policy`` (one 3002 for the whole excess)
+    auth window                 ``auth_timeout``: closed with 1008, aborted at once when the close
+                                frame cannot be flushed (the peer is not reading)
+    closing                     a close frame not flushed within ``close_timeout``: aborted
+    ==========================  =================================================================
     """
 
     host: str = "127.0.0.1"
@@ -32,6 +60,7 @@ class ServerConfig:
     #: False: no live stream (only snapshots, faults and :meth:`LocalServer.blast`).
     live: bool = True
     heartbeat_interval: float = 5.0
+    #: Seconds a connection may stay unauthenticated (PROTOCOL.md §1: 15 s).
     auth_timeout: float = AUTH_TIMEOUT_S
     accepted_keys: frozenset[str] | None = None
     accepted_tokens: frozenset[str] | None = None
@@ -46,12 +75,38 @@ class ServerConfig:
     separate_activity_seq: bool = False
     #: First ``server_seq`` of every subscription (counters never reset afterwards).
     initial_seq: int = 1000
-    #: Send buffer (transport write buffer) sizes: ``slow_reader`` past the soft limit;
-    #: past the hard limit deltas stop and ``resync_required`` is sent.
+    #: Send buffer (transport write buffer) sizes for market data: ``slow_reader`` past the soft
+    #: limit; past the hard limit deltas stop and ``resync_required`` is sent (the client
+    #: recovers with a resync once it has read the backlog).
     soft_buffer_limit: int = 256 * 1024
     hard_buffer_limit: int = 4 * 1024 * 1024
-    #: Past this the connection is closed with code 4000 (a reader that never drains; None = never).
+    #: The connection's send budget: checked after every frame of any kind; past it the
+    #: connection is aborted (reason ``send_buffer``), since a peer that lets 32 MB pile up is
+    #: not reading and would not read a close frame either. None = unbounded (tests only).
     disconnect_buffer_limit: int | None = 32 * 1024 * 1024
+    #: Largest incoming WebSocket frame (picows ``max_frame_size``; checked on the frame header,
+    #: so a bigger payload is never buffered): the peer gets close 1009. Control messages are
+    #: small: 2,000 selectors (the scale tier's cap) fit in ~200 KB.
+    max_message_size: int = 1024 * 1024
+    #: Refused-message allowance (a token bucket): ``invalid_burst`` messages refused as a whole,
+    #: refilled at ``invalid_rate`` per second; once empty the connection is aborted (reason
+    #: ``invalid_messages``). Per-market errors inside an accepted subscribe do not count.
+    #: Pings and unsolicited pongs spend a bucket of the same size (reason ``ping_flood``).
+    #: None = never abort (tests; then only the send budget stops a flood of garbage).
+    invalid_burst: int | None = 100
+    invalid_rate: float = 10.0
+    #: Messages that may wait while a long control message is served in slices (reading from
+    #: the socket is paused then, so only frames already read can queue); past it: aborted
+    #: (reason ``backlog``).
+    max_pending_messages: int = 64
+    #: A subscribe / unsubscribe naming more distinct markets + addresses than the tier's cap:
+    #: ``"truncate"`` serves the first ``cap`` names as usual and refuses the rest with ONE
+    #: 3002; ``"refuse"`` refuses the whole message with one 3002. Either way at most ``cap``
+    #: names are looked at and answered.
+    over_cap_policy: str = "truncate"
+    #: Seconds a close frame (auth failure, client close, picows protocol error) may take to
+    #: flush before the socket is aborted (reason ``close_timeout``).
+    close_timeout: float = 1.0
     #: SO_SNDBUF of accepted sockets (None = OS default); small values make back-pressure quick.
     so_sndbuf: int | None = None
     #: Key whose connections receive ``fill`` activity; ``"*"`` = every account, None = nobody.
@@ -75,6 +130,14 @@ class ServerConfig:
             raise ValueError("need hard_buffer_limit < disconnect_buffer_limit (or None)")
         if self.heartbeat_interval <= 0 or self.auth_timeout <= 0 or self.stale_after_ms <= 0:
             raise ValueError("heartbeat_interval, auth_timeout and stale_after_ms must be > 0")
+        if self.max_message_size <= 0 or self.max_pending_messages < 0 or self.close_timeout <= 0:
+            raise ValueError("need max_message_size > 0, max_pending_messages >= 0, "
+                             "close_timeout > 0")
+        if (self.invalid_burst is not None and self.invalid_burst < 1) or self.invalid_rate < 0:
+            raise ValueError("need invalid_burst >= 1 (or None) and invalid_rate >= 0")
+        if self.over_cap_policy not in OVER_CAP_POLICIES:
+            raise ValueError(f"over_cap_policy {self.over_cap_policy!r}: expected one of "
+                             f"{', '.join(OVER_CAP_POLICIES)}")
 
     @property
     def max_subscriptions(self) -> int:

@@ -7,7 +7,8 @@ recorder through public names, without knowing the server object.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from .config import ServerConfig
@@ -34,3 +35,7 @@ class ServerContext:
     faults: Faults
     wallets: WalletFeed
     recorder: Recorder | None = None
+    #: Connections the server ended for passing a limit, by reason (``send_buffer``,
+    #: ``invalid_messages``, ``ping_flood``, ``backlog``, ``auth_timeout``, ``close_timeout``,
+    #: ``message_too_big``, ``internal_error``).
+    aborted: Counter[str] = field(default_factory=Counter)

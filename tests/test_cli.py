@@ -10,12 +10,16 @@ import re
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from parsec_fast import __version__
-from parsec_fast.cli import EXIT_AUTH, EXIT_CONNECT, EXIT_USAGE, main
+from parsec_fast import (AuthenticationError, AuthTimeoutError, DNSError, ParsecConnectionError,
+                         __version__)
+from parsec_fast.cli.connect import connect_error
+from parsec_fast.cli import EXIT_AUTH, EXIT_CONNECT, EXIT_NOT_A_RECORDING, EXIT_USAGE, main
 
 REPO = Path(__file__).resolve().parents[1]
 #: bench/ of a source checkout; absent when the suite runs against an installed package.
@@ -26,7 +30,7 @@ needs_bench = pytest.mark.skipif(not (REPO / "bench" / "bench_book.py").is_file(
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 def test_version_via_console_script() -> None:
@@ -71,6 +75,35 @@ def test_unreachable_server_exits_3(capsys: pytest.CaptureFixture[str]) -> None:
     assert "cannot connect" in err and "Traceback" not in err
 
 
+def test_silent_server_fails_at_once_with_its_cause(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as silent:  # TCP completes in the kernel's backlog; nobody answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        url = f"ws://127.0.0.1:{silent.getsockname()[1]}/ws"
+        t0 = time.monotonic()
+        code = main(["watch", "kalshi:X", "--url", url, "--api-key", "k",
+                     "--connect-timeout", "0.5"])
+    assert code == EXIT_CONNECT and time.monotonic() - t0 < 5
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert lines[0] == f"parsec-fast: connecting to {url} (timeout 0.5 s a step) ..."
+    assert lines[-1].startswith("parsec-fast watch: error: cannot connect (phase websocket): "
+                                "the server accepted the connection but never answered")
+    assert url in lines[-1] and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("error", "code"), [
+    (AuthTimeoutError("no auth_ok within 15 s", url="ws://h/ws"), EXIT_CONNECT),
+    (DNSError("cannot resolve host 'h'", url="ws://h/ws", cause=OSError("nope")), EXIT_CONNECT),
+    (AuthenticationError(1002, "invalid key"), EXIT_AUTH)])
+def test_every_connection_failure_is_one_line_and_an_exit_code(error: Exception,
+                                                                code: int) -> None:
+    failure = connect_error(error)  # type: ignore[arg-type]
+    assert failure.code == code and "\n" not in str(failure)
+    if isinstance(error, ParsecConnectionError):
+        assert f"(phase {error.phase})" in str(failure) and "ws://h/ws" in str(failure)
+
+
 def test_demo_applies_books_and_recovers(tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     summary_path = tmp_path / "summary.json"
@@ -88,7 +121,7 @@ def test_demo_applies_books_and_recovers(tmp_path: Path,
 
 
 @pytest.fixture
-def served() -> str:
+def served() -> Iterator[str]:
     """``parsec-fast serve`` as a process; yields its URL."""
     proc = subprocess.Popen([sys.executable, "-m", "parsec_fast.cli", "serve", "--port", "0",
                              "--rate", "500", "--markets", "6"],
@@ -98,6 +131,9 @@ def served() -> str:
         line = proc.stdout.readline()
         match = re.search(r"ws://\S+", line)
         assert match, f"no URL in {line!r} / {proc.stderr.read() if proc.stderr else ''}"
+        listing = [proc.stdout.readline() for _ in range(4)]  # binary, ids, categorical, ids
+        assert "binary markets" in listing[0] and "kalshi:KXSIM-0000" in listing[1]
+        assert "categorical" in listing[2] and "(Q1/Q2/Q3/Q4/Never)" in listing[3]
         yield match.group(0)
     finally:
         proc.terminate()
@@ -139,8 +175,8 @@ def test_record_then_replay(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
                                                           native["deltas_applied"])
     # Refuses to overwrite a recording; a missing file is a short error.
     assert main(["record", "local", "--out", str(rec), "--seconds", "1"]) == EXIT_USAGE
-    assert main(["replay", str(tmp_path / "missing.rec")]) == 1
-    assert "no such file" in capsys.readouterr().err
+    assert main(["replay", str(tmp_path / "missing.rec")]) == EXIT_NOT_A_RECORDING
+    assert "no such file" in capsys.readouterr().err.lower()
 
 
 @needs_bench

@@ -40,8 +40,9 @@ class AppendPoint:
         """One line for the user."""
         text = f"{self.path}: {self.records:,} complete records ({self.offset:,} bytes)"
         if self.dropped is not None:
-            text += (f"; dropped {self.dropped_bytes:,} bytes at its end "
-                     f"({self.dropped.describe()})")
+            d = self.dropped
+            text += (f"; dropped {self.dropped_bytes:,} bytes after it (bytes {d.start}-"
+                     f"{d.end - 1}: {d.reason})")
         if self.damage:
             text += (f"; {len(self.damage)} damaged stretch(es) inside it are skipped when "
                      f"read: {'; '.join(d.describe() for d in self.damage)}")

@@ -19,21 +19,22 @@ torn last record; reading skips it and the next append cuts it
 (:func:`~parsec_fast.recording.append.prepare_append`).
 
 Measured on this project's shared 2-core machine (ext4 on a virtual disk), 290-byte frames
-through :meth:`FrameRecorder.tap`, three runs: ``python -m parsec_fast.recording.fsync_cost``
-(as fast as possible) and ``... --rate 5000`` (paced, for the stall an fsync puts on the
-receive path):
+through :meth:`FrameRecorder.tap`, six runs: ``python -m parsec_fast.recording.fsync_cost``
+(as fast as possible) and ``python -m parsec_fast.recording.fsync_cost --rate 5000`` (paced,
+for the stall an fsync puts on the receive path):
 
-=====================  ====================  =========================  =====================
-policy                 frames/s recorded     longest tap(), max rate    longest tap(), 5 k/s
-=====================  ====================  =========================  =====================
-never (``None``)       790 k - 900 k         0.1 - 0.5 ms               0.2 ms
-every 1 s (default)    760 k - 800 k         67 - 80 ms (fsync 230 MB)  2 ms
-every frame (``0``)    6.0 k - 7.6 k         1 - 26 ms                  1.4 ms
-=====================  ====================  =========================  =====================
+=====================  ===================  ========================  ====================
+policy                 frames/s recorded    longest tap(), max rate   longest tap(), 5 k/s
+=====================  ===================  ========================  ====================
+never (``None``)       750 k - 900 k        0.1 - 0.5 ms              0.2 ms
+every 1 s (default)    670 k - 800 k        60 - 82 ms (~200 MB/s)    1.6 - 2 ms
+every frame (``0``)    5.4 k - 7.6 k        2 - 26 ms                 1.4 - 8 ms
+=====================  ===================  ========================  ====================
 
-So the default costs ~5 % of the ceiling and a few ms once a second at realistic rates; fsync
-per frame caps a session at a few thousand frames/s (the disk's fsync round trip, ~0.15 ms
-here, far more on a busy or rotating disk).
+So the default costs ~10 % of the ceiling and a couple of ms once a second at realistic rates
+(``parsec-fast record local --rate 20000``, ~3.5 k frames/s, records every frame under all
+three); an fsync per frame caps a session at a few thousand frames/s (the disk's fsync round
+trip, ~0.15 ms here, far more on a busy or rotating disk).
 """
 from __future__ import annotations
 

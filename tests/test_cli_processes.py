@@ -92,7 +92,9 @@ def served() -> Iterator[str]:
     """``parsec-fast serve`` as a process; yields its URL."""
     server = Cli("serve", "--port", "0", "--rate", "500", "--markets", "6")
     try:
-        yield re.search(r"ws://\S+", server.wait_for(r"listening on ws://")).group(0)  # type: ignore[union-attr]
+        url = re.search(r"ws://\S+", server.wait_for(r"listening on ws://"))
+        assert url is not None
+        yield url.group(0)
         assert server.stop(signal.SIGINT) == EXIT_INTERRUPTED
         assert "kalshi:KXSIM-0000" in server.stdout  # it said which markets it serves
     finally:

@@ -36,6 +36,13 @@ ctypedef struct RawLevel:
     double price
     double size
 
+cdef inline double key_price(int64_t key) noexcept nogil:
+    """Reported price of an ordering key (either side): nano-units back to a float."""
+    if key < 0:
+        key = -key
+    return (<double>key) / 1e9
+
+
 ctypedef struct LevelOp:
     # A validated change (side, ordering key, new size), or an undo record (old size, 0 = absent).
     int side
@@ -75,6 +82,10 @@ cdef class Book:
     cdef int raw_apply_snapshot(self, int64_t seq, const RawLevel* bids, Py_ssize_t n_bids,
                                 const RawLevel* asks, Py_ssize_t n_asks) noexcept nogil
     cdef void raw_invalidate(self) noexcept nogil
+    # Read access for the other core modules (parsec_fast._levels copies a side per event):
+    # the levels of side s (SIDE_BID or SIDE_ASK), best first, keys as stored (key_price()).
+    cdef Py_ssize_t side_count(self, int s) noexcept nogil
+    cdef Py_ssize_t copy_side(self, int s, Level* out, Py_ssize_t cap) noexcept nogil
 
     cdef Py_ssize_t _ops_from_changes(self, object changes) except -1
     cdef Py_ssize_t _levels_from(self, object levels, Py_ssize_t offset, object bids,

@@ -30,7 +30,7 @@ from cpython.tuple cimport PyTuple_Check, PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from libc.math cimport NAN, isfinite, rint
 from libc.stdint cimport INT64_MAX, int64_t
 from libc.stdlib cimport free, realloc
-from libc.string cimport memcmp, memmove
+from libc.string cimport memcmp, memcpy, memmove
 
 import operator
 import sys
@@ -135,13 +135,6 @@ cdef inline int set_level_c(SideLevels* side, int64_t key, double size, double* 
     side.n += 1
     old[0] = 0.0
     return 0
-
-
-cdef inline double key_price(int64_t key) noexcept nogil:
-    """Reported price of an ordering key (either side)."""
-    if key < 0:
-        key = -key
-    return (<double>key) / PRICE_SCALE
 
 
 cdef inline int number(object value, double* out) except -1:
@@ -563,6 +556,20 @@ cdef class Book:
             raise BookDataError(
                 f"price: a new {'bid' if side_index == SIDE_BID else 'ask'} level would exceed "
                 f"max_levels={self._max_levels}")
+
+    cdef Py_ssize_t side_count(self, int s) noexcept nogil:
+        """Number of levels on side ``s`` (SIDE_BID or SIDE_ASK)."""
+        return self._sides[s].n
+
+    cdef Py_ssize_t copy_side(self, int s, Level* out, Py_ssize_t cap) noexcept nogil:
+        """Copy the best min(cap, side_count(s)) levels of side ``s`` into ``out`` (one memcpy);
+        returns how many. The book is not changed."""
+        cdef Py_ssize_t n = self._sides[s].n
+        if n > cap:
+            n = cap
+        if n > 0:
+            memcpy(out, self._sides[s].levels, <size_t>n * sizeof(Level))
+        return n
 
     def invalidate(self):
         """Mark the book invalid (e.g. on ``resync_required``): deltas return GAP until the next

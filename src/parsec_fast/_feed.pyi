@@ -75,10 +75,13 @@ class FeedHandler:
         "feed_state=degraded"), "stale" / "fresh" (local staleness).
       on_protocol_error(err: ProtocolError) — a frame that is not a valid message; the book
         it names (if any can be told) is invalidated.
-      on_book_frame(sub: Subscription, snapshot: dict | None) — per frame, not coalesced: after
-        every applied snapshot (with its parsed fields) and every applied delta (None). Costs a
-        Python call per delta; while set, snapshots take the orjson path. For adapters that must
-        report every frame (parsec_fast.compat).
+      on_book_frame(sub: Subscription, frame: dict | None) — per frame, not coalesced: after
+        every applied snapshot (``frame`` is the parsed snapshot) and every applied delta
+        (None); and after every snapshot or delta not applied because its ``book_state`` is
+        "needs_refresh" (``frame`` is the parsed frame; the book is unchanged and invalid, as
+        without the callback). Costs a Python call per delta; while set, snapshots and
+        needs_refresh frames take the orjson path. For adapters that must report every frame
+        (parsec_fast.compat).
     """
 
     on_message: Callable[[dict[str, Any]], None] | None

@@ -1,4 +1,5 @@
 # C-level interface of the feed handler, for the native picows listener (_listener.pyx).
+from cpython.object cimport PyObject
 from libc.stdint cimport int64_t
 from parsec_fast._book cimport Book
 from parsec_fast._scan cimport FrameScanner
@@ -14,6 +15,17 @@ ctypedef struct RouteEntry:
     char* outcome
     Py_ssize_t outcome_len
     void* sub          # borrowed Subscription*; the handler's dict keeps it alive
+
+
+ctypedef struct FrameState:
+    # What a per-frame listener (FeedHandler.on_book_frame) reports of the frame just applied:
+    # the Subscription properties of the same names, read in C (no call, no int per field).
+    int64_t server_seq           # the book's seq (the frame's, for an applied frame)
+    int64_t stale_after_ms       # -1 when none was announced
+    int64_t exchange_ts_ms       # INT64_MIN when the frame had none
+    int64_t ingest_ts_ms
+    PyObject* book_state         # borrowed str
+    PyObject* feed_state
 
 
 cdef class Subscription:
@@ -47,6 +59,8 @@ cdef class Subscription:
     cdef int64_t n_seq_conflicts
     cdef int64_t n_resync_required
     cdef int64_t n_needs_refresh
+
+    cdef void frame_state(self, FrameState* out) noexcept
 
 
 cdef class FeedHandler:

@@ -23,6 +23,7 @@ are only counted).
 """
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.time cimport monotonic_ns
+from cpython.tuple cimport PyTuple_GET_ITEM
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.stdint cimport INT64_MIN, int64_t, uint64_t
 from libc.stdlib cimport calloc, free
@@ -163,6 +164,22 @@ cdef class Subscription:
         self._last_activity_seq = _NO_SEQ
         for i in range(4):
             self._activity_ring[i] = _NO_SEQ
+
+    cdef void frame_state(self, FrameState* out) noexcept:
+        """The state a per-frame listener reports (see FrameState in _feed.pxd)."""
+        out.server_seq = self.book._seq
+        out.stale_after_ms = self._stale_after_ms
+        out.exchange_ts_ms = self._exchange_ts_ms
+        out.ingest_ts_ms = self._ingest_ts_ms
+        # Borrowed: the names tuples and this subscription hold these strings.
+        if self._book_state == BOOK_STATE_OTHER:
+            out.book_state = <PyObject*>self._book_state_text
+        else:
+            out.book_state = PyTuple_GET_ITEM(_BOOK_STATE_NAMES, self._book_state)
+        if self._feed_state == FEED_STATE_OTHER:
+            out.feed_state = <PyObject*>self._feed_state_text
+        else:
+            out.feed_state = PyTuple_GET_ITEM(_FEED_STATE_NAMES, self._feed_state)
 
     @property
     def book_state(self):
@@ -436,6 +453,8 @@ cdef class FeedHandler:
             return 0
         was_valid = sub.book._valid
         if r.book_state == BOOK_STATE_NEEDS_REFRESH:
+            if self.on_book_frame is not None:
+                return -1  # the frame listener gets the parsed frame: rare, take the orjson path
             self._on_states(sub, r.book_state, None, r.feed_state, None,
                             r.has_stale_after_ms, r.stale_after_ms, now)
             sub.n_needs_refresh += 1
@@ -550,6 +569,8 @@ cdef class FeedHandler:
             self._on_states(sub, book_state, book_text, feed_state, feed_text, has_stale, stale_ms, now)
             sub.n_needs_refresh += 1
             self._mark_invalid(sub, "needs_refresh", was_valid or snapshot)
+            if self.on_book_frame is not None:
+                self.on_book_frame(sub, obj)  # not applied: reported with the parsed frame
             return 0
         # Same order as the native path: apply, then states, then the outcome's events.
         try:

@@ -67,8 +67,8 @@ log: logging.Logger = logging.getLogger("parsec_fast.client")
 
 T = TypeVar("T")
 
-#: ``hook(subscription, snapshot_fields)`` for every applied book frame (the parsed snapshot
-#: object, or None for a delta); see :meth:`Client.set_frame_hook`.
+#: ``hook(subscription, frame)`` for every applied book frame (the parsed snapshot, or None for
+#: a delta) and every needs_refresh frame (parsed); see :meth:`Client.set_frame_hook`.
 FrameHook = Callable[[Subscription, Optional[dict[str, Any]]], None]
 
 
@@ -271,11 +271,14 @@ class Client(EventSource):
 
     # -- hooks ------------------------------------------------------------------------------------
     def set_frame_hook(self, hook: FrameHook | None) -> None:
-        """Call ``hook(subscription, snapshot)`` for every applied book frame, on the receive
-        path, before the batch's coalesced ``book_updated`` events: ``snapshot`` is the parsed
-        snapshot object (its fields: title, tick size, ...), or None for a delta. For adapters
-        that must report every frame (``parsec_fast.compat``). It costs one Python call per
-        delta, and snapshots take the orjson path while it is set; it must not raise (an
+        """Call ``hook(subscription, frame)`` for every applied book frame, on the receive
+        path, before the batch's coalesced ``book_updated`` events: ``frame`` is the parsed
+        snapshot object (its fields: title, tick size, ...), or None for a delta. Also for every
+        snapshot or delta not applied because its ``book_state`` is ``"needs_refresh"``:
+        ``frame`` is then the parsed frame (its ``type`` tells which), and the book is unchanged
+        and invalid, a resync on its way, as without a hook. For adapters that must report
+        every frame (``parsec_fast.compat``). It costs one Python call per delta, and snapshots
+        and needs_refresh frames take the orjson path while it is set; it must not raise (an
         exception drops the connection). None removes it."""
         self._feed.on_book_frame = hook
 

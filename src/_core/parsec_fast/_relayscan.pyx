@@ -1,0 +1,258 @@
+# cython: language_level=3
+"""The relay's per-frame work on its upstream connection: which book a frame belongs to, and
+that book's outgoing batch.
+
+:class:`RelayTap` is installed as the upstream session's recording tap
+(``tap(payload, mono_ns, last_in_buffer)``, see ``_listener.pyx``), so it sees every text frame
+of the Parsec connection, in order, just before the relay's own feed handler applies it. For a
+snapshot or delta the existing frame scanner (``_scan.pxd``) reads ``parsec_id`` and ``outcome``
+in place; the book's :class:`BookOut` is found by those raw bytes (``parsec_id + NUL +
+ASCII-lowercased outcome``, the feed handler's own case folding) and the frame is queued on it
+by reference (no copy). Anything the scanner does not route (activity, resync_required,
+slow_reader, an escaped id...) is handed to ``route_other(payload)``, which parses it with
+orjson and returns the BookOut or None; so frames of one book keep their upstream order.
+
+The first frame queued after a :meth:`RelayTap.take_dirty` calls ``schedule()`` once: the relay
+publishes every dirty book's batch right after the read batch (one NATS message per book, see
+``parsec_fast.relay.wire`` for the layout :meth:`BookOut.encode` writes).
+
+Cost, measured by ``bench/bench_relay.py``: one scan (the same scanner the feed handler runs)
+plus a bytes key and a dict lookup per frame.
+"""
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.stdint cimport int64_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memcpy
+
+from parsec_fast._scan cimport SCAN_DELTA, SCAN_SNAPSHOT, FrameScanner
+
+cdef enum:
+    HEADER_SIZE = 26     # wire.HEADER_SIZE
+    VERSION = 1          # wire.VERSION
+    KIND_STREAM = 1      # wire.Kind.STREAM
+
+SCAN_KINDS = {SCAN_DELTA: "delta", SCAN_SNAPSHOT: "snapshot"}
+
+
+cdef inline void put_u16(char* p, uint16_t v) noexcept:
+    memcpy(p, &v, 2)     # little-endian hosts only (x86_64, aarch64): see wire.py
+
+
+cdef inline void put_u32(char* p, uint32_t v) noexcept:
+    memcpy(p, &v, 4)
+
+
+cdef inline void put_u64(char* p, uint64_t v) noexcept:
+    memcpy(p, &v, 8)
+
+
+cdef bytes book_key_bytes(const char* pid, Py_ssize_t pid_len, const char* outcome,
+                          Py_ssize_t outcome_len):
+    """``parsec_id + NUL + outcome`` with the outcome's ASCII letters lowercased
+    (``rules.fold_outcome``)."""
+    cdef bytes key = PyBytes_FromStringAndSize(NULL, pid_len + 1 + outcome_len)
+    cdef char* k = PyBytes_AS_STRING(key)
+    cdef Py_ssize_t i
+    cdef unsigned char c
+    memcpy(k, pid, pid_len)
+    k[pid_len] = 0
+    for i in range(outcome_len):
+        c = <unsigned char>outcome[i]
+        k[pid_len + 1 + i] = <char>(c + 32 if 65 <= c <= 90 else c)
+    return key
+
+
+def key_of(str parsec_id not None, str outcome not None):
+    """The routing key of a book, as :class:`RelayTap` computes it from a frame's raw bytes."""
+    pid = parsec_id.encode("utf-8")
+    out = outcome.encode("utf-8")
+    return book_key_bytes(pid, len(pid), out, len(out))
+
+
+cdef class BookOut:
+    """One relayed book: its NATS subject, its message counter and the frames waiting to be
+    published. ``rseq`` counts the messages published (or meant to be) on the subject."""
+
+    cdef readonly str parsec_id
+    cdef readonly str outcome
+    cdef readonly bytes subject
+    cdef readonly bytes key
+    cdef readonly uint64_t rseq
+    cdef readonly int64_t frames_out
+    cdef readonly int64_t messages_out
+    #: Raw bytes of the last upstream snapshot of this book (its metadata: title, tick size...).
+    cdef public object last_snapshot
+    cdef list _frames
+    cdef Py_ssize_t _bytes
+    cdef bint _dirty
+
+    def __init__(self, str parsec_id not None, str outcome not None, bytes subject not None):
+        self.parsec_id = parsec_id
+        self.outcome = outcome
+        self.subject = subject
+        self.key = key_of(parsec_id, outcome)
+        self._frames = []
+
+    @property
+    def pending(self):
+        """Frames waiting to be published."""
+        return len(self._frames)
+
+    cdef int _queue(self, bytes payload) except -1:
+        self._frames.append(payload)
+        self._bytes += PyBytes_GET_SIZE(payload)
+        return 0
+
+    def encode(self, uint64_t epoch, Py_ssize_t max_body):
+        """Take the waiting frames and return them as stream messages (``wire`` layout, kind
+        STREAM), each at most ``max_body`` bytes unless a single frame is bigger (it then goes
+        alone: the caller checks against the server's max_payload). Each message takes the next
+        ``rseq``."""
+        cdef list out = []
+        cdef list frames = self._frames
+        cdef Py_ssize_t i = 0, j, n = len(frames), size, body_len, pos
+        cdef bytes body, frame
+        cdef char* b
+        self._frames = []
+        self._bytes = 0
+        self._dirty = False
+        while i < n:
+            # as many frames as fit
+            size = HEADER_SIZE + 4 + PyBytes_GET_SIZE(<bytes>frames[i])
+            j = i + 1
+            while j < n and size + 4 + PyBytes_GET_SIZE(<bytes>frames[j]) <= max_body:
+                size += 4 + PyBytes_GET_SIZE(<bytes>frames[j])
+                j += 1
+            body = PyBytes_FromStringAndSize(NULL, size)
+            b = PyBytes_AS_STRING(body)
+            self.rseq += 1
+            b[0] = b'P'
+            b[1] = b'F'
+            b[2] = VERSION
+            b[3] = KIND_STREAM
+            put_u64(b + 4, epoch)
+            put_u64(b + 12, self.rseq)
+            put_u32(b + 20, <uint32_t>(j - i))
+            put_u16(b + 24, 0)
+            pos = HEADER_SIZE
+            while i < j:
+                frame = <bytes>frames[i]
+                body_len = PyBytes_GET_SIZE(frame)
+                put_u32(b + pos, <uint32_t>body_len)
+                memcpy(b + pos + 4, PyBytes_AS_STRING(frame), body_len)
+                pos += 4 + body_len
+                i += 1
+            out.append(body)
+        self.frames_out += n
+        self.messages_out += len(out)
+        return out
+
+    def skip(self):
+        """Take one rseq for a message that could not be published (consumers then see the
+        hole in the subject's numbering and resync)."""
+        self.rseq += 1
+
+    def __repr__(self):
+        return f"BookOut({self.parsec_id!r}, {self.outcome!r}, rseq={self.rseq})"
+
+
+cdef class RelayTap:
+    """``RelayTap(route_other, schedule)``: the upstream session's tap (see the module
+    docstring). ``route_other(payload) -> BookOut | None`` for frames the scanner does not
+    route; ``schedule()`` when a batch starts (a book got its first waiting frame)."""
+
+    cdef FrameScanner _scanner
+    cdef dict _books
+    cdef list _dirty
+    cdef object _route_other
+    cdef object _schedule
+    cdef bint _scheduled
+    cdef readonly int64_t frames
+    cdef readonly int64_t routed
+    cdef readonly int64_t unrouted
+    cdef readonly int64_t others
+
+    def __init__(self, route_other not None, schedule not None):
+        self._scanner = FrameScanner()
+        self._books = {}
+        self._dirty = []
+        self._route_other = route_other
+        self._schedule = schedule
+
+    def __call__(self, bytes payload not None, mono_ns, bint last_in_buffer):
+        cdef FrameScanner sc = self._scanner
+        cdef int kind
+        cdef object found = None
+        cdef BookOut out
+        self.frames += 1
+        kind = sc.scan(PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload))
+        if (kind == SCAN_DELTA or kind == SCAN_SNAPSHOT) and sc.r.has_outcome:
+            found = self._books.get(book_key_bytes(sc.r.parsec_id, sc.r.parsec_id_len,
+                                                   sc.r.outcome, sc.r.outcome_len))
+        else:
+            self.others += 1
+            found = self._route_other(payload)
+        if found is None:
+            self.unrouted += 1
+            return
+        out = <BookOut?>found
+        self.routed += 1
+        if kind == SCAN_SNAPSHOT:
+            out.last_snapshot = payload
+        self._append(out, payload)
+
+    cdef int _append(self, BookOut out, bytes payload) except -1:
+        out._queue(payload)
+        if not out._dirty:
+            out._dirty = True
+            self._dirty.append(out)
+        if not self._scheduled:
+            self._scheduled = True
+            self._schedule()
+        return 0
+
+    def inject(self, BookOut out not None, bytes frame not None):
+        """Queue a frame of the relay's own (e.g. ``resync_required``) on ``out``, after the
+        upstream frames already waiting."""
+        self._append(out, frame)
+
+    def take_dirty(self):
+        """The books with waiting frames (each once), in the order they got them; the next
+        queued frame schedules again."""
+        dirty = self._dirty
+        self._dirty = []
+        self._scheduled = False
+        return dirty
+
+    def add_book(self, str parsec_id not None, str outcome not None, bytes subject not None):
+        """Relay this book (idempotent): its BookOut."""
+        key = key_of(parsec_id, outcome)
+        out = self._books.get(key)
+        if out is None:
+            out = BookOut(parsec_id, outcome, subject)
+            self._books[key] = out
+        return out
+
+    def remove_book(self, str parsec_id not None, str outcome not None):
+        """Stop relaying this book; its BookOut (None if it was not relayed)."""
+        return self._books.pop(key_of(parsec_id, outcome), None)
+
+    def book(self, str parsec_id not None, str outcome not None):
+        """The BookOut of a relayed book, or None."""
+        return self._books.get(key_of(parsec_id, outcome))
+
+    def books(self):
+        """Every relayed book's BookOut."""
+        return list(self._books.values())
+
+    def classify(self, bytes payload not None):
+        """What the tap reads of a frame: ``(kind, parsec_id, outcome, server_seq)`` for a
+        snapshot or delta the scanner understands (kind ``"snapshot"`` / ``"delta"``), else None
+        (tests and the per-frame cost measurement)."""
+        cdef FrameScanner sc = self._scanner
+        cdef int kind = sc.scan(PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload))
+        if (kind != SCAN_DELTA and kind != SCAN_SNAPSHOT) or not sc.r.has_outcome:
+            return None
+        return (SCAN_KINDS[kind],
+                PyBytes_FromStringAndSize(sc.r.parsec_id, sc.r.parsec_id_len).decode("utf-8"),
+                PyBytes_FromStringAndSize(sc.r.outcome, sc.r.outcome_len).decode("utf-8"),
+                sc.r.server_seq)

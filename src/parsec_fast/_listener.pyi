@@ -8,6 +8,7 @@ from typing import Callable, Protocol
 from picows import WSListener, WSTransport
 
 from ._feed import FeedHandler
+from ._histogram import LatencyHistogram
 
 class ListenerSession(Protocol):
     """What the listener calls on its session (public names only)."""
@@ -18,19 +19,22 @@ class ListenerSession(Protocol):
     def message_too_large(self, size: int) -> None: ...
 
 class FeedListener(WSListener):
-    """``FeedListener(feed, session, sample_every=16, max_message_size=8 MiB, tap=None)``:
-    ``tap(payload, mono_ns, last_in_buffer)`` sees every complete text message (recording)."""
+    """``FeedListener(feed, session, sample_every=16, max_message_size=8 MiB, tap=None,
+    histogram=None)``: ``tap(payload, mono_ns, last_in_buffer)`` sees every complete text
+    message (recording); every ``sample_every``-th frame's read-to-apply latency goes into
+    ``histogram`` (a new one when None)."""
 
     def __init__(self, feed: FeedHandler, session: ListenerSession, sample_every: int = 16,
                  max_message_size: int = 8 * 1024 * 1024,
-                 tap: Callable[[bytes, int, bool], None] | None = None) -> None: ...
+                 tap: Callable[[bytes, int, bool], None] | None = None,
+                 histogram: LatencyHistogram | None = None) -> None: ...
     @property
     def last_frame_ns(self) -> int:
         """time.monotonic_ns() at the end of the last read batch."""
     @property
     def frames(self) -> int:
         """Complete text messages received."""
-    def latency_samples(self) -> list[int]:
-        """Sampled frame-to-apply latencies in ns (most recent up to 4096), oldest first."""
-    def reset_latency(self) -> None:
-        """Forget the latency samples."""
+    @property
+    def latency_histogram(self) -> LatencyHistogram:
+        """Sampled read-to-apply latencies (ns): from the read batch's start to the end of the
+        frame's apply."""

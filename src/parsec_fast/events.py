@@ -60,13 +60,17 @@ class BookUpdated(ClientEvent):
     """A book changed (one event per book per read batch: updates are coalesced).
 
     Carries no copy of the book: read ``client.book(parsec_id, outcome)``, which is always
-    current. ``seq`` is the book's seq when the event was made.
+    current. ``seq`` is the book's seq when the event was made. ``read_ns`` is
+    ``time.monotonic_ns()`` when the bytes of the frames that changed it were read (the start of
+    their read batch; 0 when unknown): ``time.monotonic_ns() - event.read_ns`` in a callback is
+    the time since the data reached the process, the first part of a tick-to-trade.
     """
 
     kind: ClassVar[Literal["book_updated"]] = "book_updated"
     parsec_id: str
     outcome: str
     seq: int
+    read_ns: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,9 +21,13 @@ Recording tap: with ``tap`` set, every complete text message is passed to
 object per frame, which the orjson path then reuses), so a recorded session runs on this same
 native path.
 
-Timing: ``last_frame_ns`` (monotonic) is updated once per read batch for dead-connection
-detection, and the frame-to-apply latency (from the batch's arrival to the end of this frame's
-apply, so it includes waiting behind earlier frames of the batch) is sampled into a ring.
+Timing: the clock is read once when a read batch starts (``_batch_start_ns``: when the batch's
+bytes were read; the feed handler stores it per book as ``Subscription.last_frame_ns``, which
+``BookUpdated.read_ns`` reports) and once when it ends (``last_frame_ns``, for dead-connection
+detection). Every ``sample_every``-th frame, the read-to-apply latency (from the batch's read to
+the end of this frame's apply, so it includes waiting behind earlier frames of the batch) is
+recorded into a :class:`~parsec_fast._histogram.LatencyHistogram` (fixed memory, the whole run;
+the session passes one histogram to all its connections' listeners).
 """
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.time cimport monotonic_ns
@@ -32,17 +36,17 @@ from libc.stdint cimport int64_t
 from picows.picows cimport WSFrame, WSListener, WSMsgType, WSTransport
 
 from parsec_fast._feed cimport FeedHandler
-
-cdef enum:
-    LATENCY_RING = 4096
+from parsec_fast._histogram cimport LatencyHistogram
 
 
 cdef class FeedListener(WSListener):
-    """``FeedListener(feed, session, sample_every=16, max_message_size=8 MiB, tap=None)``.
+    """``FeedListener(feed, session, sample_every=16, max_message_size=8 MiB, tap=None,
+    histogram=None)``.
 
     ``session`` receives ``transport_connected(transport)``, ``transport_disconnected()``,
     ``transport_problem(message: str)`` and ``message_too_large(size: int)`` calls; everything
-    else stays in C.
+    else stays in C. ``histogram`` receives the sampled read-to-apply latencies (a new one when
+    None).
     """
     cdef FeedHandler _feed
     cdef object _session
@@ -55,14 +59,13 @@ cdef class FeedListener(WSListener):
     cdef Py_ssize_t _max_message_size
     cdef readonly int64_t last_frame_ns
     cdef readonly int64_t frames
-    cdef int64_t _ring[LATENCY_RING]
-    cdef Py_ssize_t _ring_n
-    cdef Py_ssize_t _ring_pos
+    cdef LatencyHistogram _histogram
     cdef int _sample_every
     cdef int _sample_countdown
 
     def __init__(self, FeedHandler feed not None, session, int sample_every=16,
-                 Py_ssize_t max_message_size=8 * 1024 * 1024, tap=None):
+                 Py_ssize_t max_message_size=8 * 1024 * 1024, tap=None,
+                 LatencyHistogram histogram=None):
         super().__init__()
         if max_message_size < 1:
             raise ValueError(f"max_message_size must be >= 1, got {max_message_size}")
@@ -73,6 +76,7 @@ cdef class FeedListener(WSListener):
         self._max_message_size = max_message_size
         self._sample_every = sample_every if sample_every > 0 else 1
         self._sample_countdown = self._sample_every
+        self._histogram = histogram if histogram is not None else LatencyHistogram()
 
     cpdef on_ws_connected(self, WSTransport transport):
         self.last_frame_ns = monotonic_ns()
@@ -153,17 +157,10 @@ cdef class FeedListener(WSListener):
         self._sample_countdown -= 1
         if self._sample_countdown == 0:
             self._sample_countdown = self._sample_every
-            self._ring[self._ring_pos] = monotonic_ns() - self._batch_start_ns
-            self._ring_pos = (self._ring_pos + 1) % LATENCY_RING
-            if self._ring_n < LATENCY_RING:
-                self._ring_n += 1
+            self._histogram.record(monotonic_ns() - self._batch_start_ns)
 
-    def latency_samples(self):
-        """The sampled frame-to-apply latencies in ns (most recent up to 4096), oldest first."""
-        cdef Py_ssize_t i, start = (self._ring_pos - self._ring_n + LATENCY_RING) % LATENCY_RING
-        return [self._ring[(start + i) % LATENCY_RING] for i in range(self._ring_n)]
-
-    def reset_latency(self):
-        """Forget the latency samples."""
-        self._ring_n = 0
-        self._ring_pos = 0
+    @property
+    def latency_histogram(self):
+        """The LatencyHistogram of sampled read-to-apply latencies (ns) this listener records
+        into (shared with the session's other listeners when it passed one)."""
+        return self._histogram

@@ -37,11 +37,12 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Optional, TypeVar
 
 from .. import protocol
 from .._book import Book
 from .._feed import FeedHandler, Subscription
+from .._histogram import LatencyHistogram
 from ..codes import DEFAULT_WS_URL
 from ..errors import AuthenticationError, ConnectTimeoutError, ParsecConnectionError, ProtocolError
 from ..events import Connected, Disconnected, Reconnecting, SubscriptionFailed
@@ -54,7 +55,7 @@ from .events_api import EventSource
 from .ledger import SubscriptionLedger
 from .metrics import ClientMetrics
 from .router import MessageHook, Router
-from .runner import run
+from .runner import loop_factory, run_in_loop
 from .session import SessionHandlers
 from .transport import TransportFactory, transport_for
 
@@ -230,15 +231,17 @@ class Client(EventSource):
             self._recorder.close()
 
     def run(self, main: Callable[[Client], Awaitable[T]] | None = None) -> T | None:
-        """Blocking helper: create an event loop (uvloop when installed, see ``use_uvloop``),
-        open the client, run ``await main(client)`` (or until interrupted), close."""
+        """Blocking helper: create an event loop (uvloop when installed, see ``use_uvloop``;
+        with ``busy_poll``, the busy-polling loop of :mod:`parsec_fast.client.busypoll`), open
+        the client, run ``await main(client)`` (or until interrupted), close."""
         async def body() -> T | None:
             async with self:
                 if main is None:
                     await asyncio.Event().wait()
                     return None
                 return await main(self)
-        return run(body(), use_uvloop=self.config.use_uvloop)
+        cfg = self.config
+        return run_in_loop(body(), loop_factory(cfg.use_uvloop, busy_poll=cfg.busy_poll))
 
     @property
     def fatal_error(self) -> BaseException | None:
@@ -469,11 +472,24 @@ class Client(EventSource):
         """Counters and latency percentiles (see :class:`ClientMetrics`)."""
         ledger, session, bus = self._ledger, self._session, self._bus
         return ClientMetrics.collect(
-            self._feed.stats, ledger.sent_counts, session.latency_samples(),
+            self._feed.stats, ledger.sent_counts, getattr(session, "latency_histogram", None),
             coalesced_resyncs=ledger.coalesced, rate_limited=ledger.rate_limited,
             limit_reached=ledger.limit_reached, connects=session.connects,
             oversized_messages=session.oversized_messages, callback_errors=bus.callback_errors,
-            events_dropped=bus.events_dropped)
+            events_dropped=bus.events_dropped, callback_latency=self._router.callback_latency)
+
+    def latency_histogram(self, which: Literal["apply", "callback"] = "apply") -> LatencyHistogram:
+        """A copy of one of the client's latency histograms (ns, since it was created):
+        ``"apply"``, read to the end of a frame's apply (sampled every
+        ``latency_sample_every`` frames), or ``"callback"``, read to the dispatch of a
+        ``book_updated`` event (see :class:`ClientMetrics`). Merge several clients' with
+        ``LatencyHistogram.merge``; any percentile with ``percentile(q)``."""
+        if which == "apply":
+            hist = getattr(self._session, "latency_histogram", None)
+            return hist.copy() if hist is not None else LatencyHistogram()
+        if which == "callback":
+            return self._router.callback_latency.copy()
+        raise ValueError(f"which must be 'apply' or 'callback', got {which!r}")
 
     async def wait_ready(self, timeout: float | None = 10.0) -> None:
         """Wait until connected and every subscribed book is valid. Raises the fatal error

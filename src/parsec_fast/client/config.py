@@ -63,6 +63,12 @@ class ClientConfig:
     ssl_context: ssl.SSLContext | None = None
     #: Create the event loop with uvloop in :func:`run` / :meth:`Client.run` (None: if installed).
     use_uvloop: bool | None = None
+    #: Busy-poll the connection: while it is open the event loop never sleeps in the kernel,
+    #: it polls the socket (running timers and other tasks) in a tight loop on one core, which
+    #: takes the wake-up out of the latency (see :mod:`parsec_fast.client.busypoll`). It burns
+    #: 100 % of a core the whole time: only for a process on a dedicated core (not on shared
+    #: cores, laptops, or many processes per core).
+    busy_poll: bool = False
     #: Seed of the backoff jitter (tests).
     seed: int | None = None
 
@@ -83,7 +89,8 @@ class ClientConfig:
     # -- events, metrics, recording ---------------------------------------------------------------
     #: Default bound of an ``events()`` stream (droppable events past it are dropped, counted).
     event_queue_size: int = 10_000
-    #: Frame-to-apply latency is sampled every N frames.
+    #: Read-to-apply latency (``metrics.latency_*``) is sampled every N frames (1: every frame,
+    #: at the cost of a clock read per frame).
     latency_sample_every: int = 16
     #: Record every received frame to this file (see :mod:`parsec_fast.recording`).
     record_path: str | None = None
@@ -118,6 +125,8 @@ class ClientConfig:
         if self.record_fsync_interval is not None and not self.record_fsync_interval >= 0:
             raise ValueError(f"record_fsync_interval must be >= 0 or None, "
                              f"got {self.record_fsync_interval!r}")
+        if not isinstance(self.busy_poll, bool):
+            raise ValueError(f"busy_poll must be True or False, got {self.busy_poll!r}")
         if self.activity_seq not in ("shared", "separate"):
             raise ValueError(f"activity_seq must be 'shared' or 'separate', "
                              f"got {self.activity_seq!r}")
@@ -153,6 +162,7 @@ class ClientOptions(TypedDict, total=False):
     open_timeout: float | None
     ssl_context: ssl.SSLContext | None
     use_uvloop: bool | None
+    busy_poll: bool
     seed: int | None
     control_rate: int
     control_window: float

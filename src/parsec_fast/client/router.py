@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 from .. import protocol
 from .._feed import FeedHandler, Subscription
+from .._histogram import LatencyHistogram
 from ..codes import ErrorCode
 from ..errors import AuthenticationError, ProtocolError
 from ..events import BookInvalid, BookRecovered, BookStateChanged, BookUpdated, ProtocolErrorEvent
@@ -44,6 +45,9 @@ class Router:
         self._changed = changed
         #: Called with every parsed non-book message after it was routed (compat uses it).
         self.message_hook: Optional[MessageHook] = None
+        #: Read-to-callback latencies (ns): from a book's read batch to the moment its
+        #: ``book_updated`` event is handed to the bus (callbacks run at once), one per event.
+        self.callback_latency: LatencyHistogram = LatencyHistogram()
         feed.on_message = self.message
         feed.on_book_updated = self.book_updated
         feed.on_book_state = self.book_state
@@ -52,8 +56,12 @@ class Router:
     def book_updated(self, sub: Subscription) -> None:
         """A book changed in this read batch (coalesced: once per book per batch)."""
         if "book_updated" in self._bus.listening:
-            self._bus.emit("book_updated", BookUpdated(sub.parsec_id, sub.outcome,
-                                                       sub.book.seq))  # type: ignore[arg-type]
+            # the batch's read time, kept by the feed handler per book (no work per delta)
+            read_ns = sub.last_frame_ns
+            event = BookUpdated(sub.parsec_id, sub.outcome, sub.book.seq,  # type: ignore[arg-type]
+                                read_ns)
+            self.callback_latency.record_since(read_ns)
+            self._bus.emit("book_updated", event)
 
     def book_state(self, sub: Subscription, what: str, reason: str) -> None:
         """A book turned invalid, recovered, or changed state (never coalesced)."""

@@ -11,7 +11,9 @@
 * dead-connection detection: no frame for ``dead_after × heartbeat_interval`` seconds drops the
   connection (:class:`~parsec_fast.errors.DeadConnectionError`); a message over
   ``max_message_size`` drops it too (:class:`~parsec_fast.errors.MessageTooLargeError`);
-* why each connection ended, as a :class:`~parsec_fast.errors.ParsecConnectionError` subclass.
+* why each connection ended, as a :class:`~parsec_fast.errors.ParsecConnectionError` subclass;
+* with ``busy_poll``, the event loop spins instead of sleeping from the moment a connection's
+  WebSocket is open until it ended (:mod:`parsec_fast.client.busypoll`).
 
 It reports to the client through the callbacks of :class:`SessionHandlers` and never touches
 books, subscriptions or events itself.
@@ -22,17 +24,18 @@ import asyncio
 import logging
 import random
 import ssl
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from picows import WSMsgType, WSTransport
 
 from .._feed import FeedHandler
+from .._histogram import LatencyHistogram
 from .._listener import FeedListener
 from ..errors import (AuthenticationError, AuthTimeoutError, ConnectionClosedError,
                       DeadConnectionError, MessageTooLargeError, ParsecConnectionError,
                       ProtocolError)
+from .busypoll import BusyPoll
 from .config import ClientConfig
 from .connect import open_websocket
 
@@ -72,6 +75,8 @@ class _Connection:
         self.error: ParsecConnectionError | None = None
         self.ended_by_us = False
         self.authenticated = False
+        #: The loop's busy poller while this connection holds it (``busy_poll``).
+        self.busy: BusyPoll | None = None
 
     def transport_connected(self, transport: WSTransport) -> None:
         self.transport = transport
@@ -119,7 +124,9 @@ class Session:
         self._rng = random.Random(config.seed)
         self._conn: _Connection | None = None
         self._closing = False
-        self._latency_ns: deque[int] = deque(maxlen=4096)
+        #: Read-to-apply latencies (ns) of every connection, sampled every
+        #: ``latency_sample_every`` frames by the compiled listeners (all record into it).
+        self.latency_histogram: LatencyHistogram = LatencyHistogram()
         #: Authenticated connections so far.
         self.connects: int = 0
         #: Connections dropped for a message over max_message_size.
@@ -139,14 +146,6 @@ class Session:
         """Text frames received on the current connection (0 when not connected)."""
         conn = self._conn
         return int(conn.listener.frames) if conn is not None and conn.listener is not None else 0
-
-    def latency_samples(self) -> list[int]:
-        """Sampled frame-to-apply latencies (ns) of past and current connections."""
-        samples = list(self._latency_ns)
-        conn = self._conn
-        if conn is not None and conn.listener is not None:
-            samples += conn.listener.latency_samples()
-        return samples
 
     def peer_close_error(self, transport: WSTransport | None,
                          phase: str) -> ParsecConnectionError:
@@ -248,6 +247,11 @@ class Session:
                 conn.drop(None)
                 self._end(conn, will_reconnect=False)
                 raise
+            except BaseException:
+                if conn.busy is not None:  # never leave the loop spinning behind a failure
+                    conn.busy.release()
+                    conn.busy = None
+                raise
             attempt += 1
             ever_authenticated = ever_authenticated or conn.authenticated
             may_retry = self.config.reconnect if ever_authenticated \
@@ -273,7 +277,7 @@ class Session:
         (None when the client closed it); raises AuthenticationError on ``auth_error``."""
         cfg = self.config
         listener = FeedListener(self._feed, conn, cfg.latency_sample_every, cfg.max_message_size,
-                                self._tap)
+                                self._tap, self.latency_histogram)
         conn.listener = listener
         try:
             transport = await open_websocket(
@@ -285,6 +289,10 @@ class Session:
         except ParsecConnectionError as exc:
             return exc
         conn.transport = transport
+        if cfg.busy_poll:
+            # the loop stops sleeping in the kernel until _end (see client/busypoll.py)
+            conn.busy = BusyPoll.of(asyncio.get_running_loop())
+            conn.busy.acquire()
         transport.send(WSMsgType.TEXT, self._auth_frame)
         try:
             customer_id = await asyncio.wait_for(asyncio.shield(conn.auth), cfg.auth_timeout)
@@ -308,9 +316,10 @@ class Session:
         """Forget a finished connection; tell the client if it was authenticated."""
         if conn.transport is not None and not conn.transport.is_disconnected:
             conn.transport.disconnect(graceful=False)
-        if conn.listener is not None:
-            self._latency_ns.extend(conn.listener.latency_samples())
-            conn.listener = None
+        if conn.busy is not None:
+            conn.busy.release()
+            conn.busy = None
+        conn.listener = None
         if not conn.auth.done():
             conn.auth.cancel()
         elif not conn.auth.cancelled():

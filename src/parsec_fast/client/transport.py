@@ -20,6 +20,7 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from .._feed import FeedHandler
+from .._histogram import LatencyHistogram
 from ..errors import AuthenticationError, ParsecConnectionError
 from .config import ClientConfig
 from .session import FrameTap, SessionHandlers
@@ -44,8 +45,10 @@ class Transport(Protocol):
     @property
     def frames(self) -> int:
         """Text messages received on the current connection."""
-    def latency_samples(self) -> list[int]:
-        """Sampled frame-to-apply latencies (ns)."""
+    #: Read-to-apply latencies (ns) over the client's whole run (sampled; empty for a
+    #: transport that cannot tell when a frame's bytes were read).
+    latency_histogram: LatencyHistogram
+
     def set_tap(self, tap: FrameTap | None) -> None:
         """See every received text message (recording)."""
     def auth_ok(self, customer_id: str) -> None:

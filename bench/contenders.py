@@ -41,6 +41,17 @@ Contenders:
     For reference only: the installed SDK's own private per-delta handler, driven without a socket
     (see the class). It shows what the lower bound above leaves out, and its final books must equal
     the reimplementation's. Skipped if ``parsec-api`` is not installed.
+
+Hand-written WebSocket clients (for ``bench_latency.py``; see the end of this file): what a
+careful engineer writes without parsec_fast, on the same transport (picows, whose Python
+``WSListener`` is the fastest Python-level frame callback there is), each calling a user callback
+``on_update(market_index, seq)`` once per applied delta, with the book already updated:
+
+``picows+orjson+SortedDict``
+    ``orjson.loads`` of every frame, a dict dispatch on ``type``, one ``SortedDict`` per side.
+``picows+msgspec+order-book``
+    ``msgspec.json.Decoder`` of a tagged union of typed ``Struct``s (unknown fields skipped in C),
+    bmoscon's ``order_book.OrderBook`` (C sorted dict per side).
 """
 from __future__ import annotations
 
@@ -49,7 +60,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional, Sequence
 
-__all__ = ["Contender", "available_contenders", "CONTENDER_NAMES"]
+__all__ = ["Contender", "available_contenders", "CONTENDER_NAMES", "HandWrittenClient",
+           "OrjsonSortedDictClient", "MsgspecOrderBookClient", "HAND_WRITTEN_CLIENTS"]
 
 Top = Optional[tuple[float, float]]
 
@@ -473,3 +485,230 @@ def available_contenders(
             continue
         ok.append(factory)
     return ok, skipped
+
+
+
+# ── hand-written WebSocket clients (bench_latency.py) ───────────────────────────────────────────
+
+#: ``on_update(market_index, seq)``: the user code a hand-written client calls after each applied
+#: delta (the book is already updated when it runs).
+OnUpdate = Callable[[int, int], None]
+
+
+class HandWrittenClient:
+    """Base of the hand-written picows clients: connect, authenticate, subscribe every market in
+    one message, wait for the snapshots, then apply deltas and call ``on_update`` per delta.
+
+    A careful but ordinary client: a Python ``picows.WSListener`` (one Python call per frame),
+    a sequence check per book (a gap marks the book stale and stops applying it, as any correct
+    client must), no reconnect logic (the benchmark does not need it).
+    """
+
+    name = "?"
+    label = ""
+
+    def __init__(self) -> None:
+        self.index: dict[tuple[str, str], int] = {}
+        self.seqs: list[int] = []
+        self.gaps = 0
+        self.on_update: OnUpdate = lambda i, seq: None
+        self._transport: Any = None
+        self._auth: Any = None
+        self._snapshots_missing: set[int] = set()
+        self._ready: Any = None
+
+    # -- subclass interface ----------------------------------------------------------------------
+    def handle(self, payload: bytes) -> None:
+        """Decode one text frame and act on it (a subclass's whole receive path)."""
+        raise NotImplementedError
+
+    def levels(self, i: int) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+        """Book ``i``'s (bids, asks), best first (for the correctness check, never timed)."""
+        raise NotImplementedError
+
+    # -- shared plumbing ---------------------------------------------------------------------------
+    def _snapshot_done(self, i: int) -> None:
+        self._snapshots_missing.discard(i)
+        if not self._snapshots_missing and self._ready is not None and not self._ready.done():
+            self._ready.set_result(None)
+
+    def _authenticated(self) -> None:
+        if self._auth is not None and not self._auth.done():
+            self._auth.set_result(None)
+
+    async def start(self, url: str, markets: list[tuple[str, str]], depth: int,
+                    on_update: OnUpdate) -> None:
+        """Connect to ``url``, subscribe ``markets`` at ``depth``; return once every snapshot
+        is in."""
+        import asyncio
+
+        import orjson
+        from picows import WSListener, WSMsgType, ws_connect
+
+        self.on_update = on_update
+        self.index = {(p, o): i for i, (p, o) in enumerate(markets)}
+        self.seqs = [-1] * len(markets)
+        loop = asyncio.get_running_loop()
+        self._auth = loop.create_future()
+        self._ready = loop.create_future()
+        self._snapshots_missing = set(range(len(markets)))
+        handle = self.handle
+
+        class Listener(WSListener):  # type: ignore[misc]
+            def on_ws_frame(self, transport: Any, frame: Any) -> None:
+                if frame.msg_type == WSMsgType.TEXT:
+                    handle(frame.get_payload_as_bytes())
+                elif frame.msg_type == WSMsgType.PING:
+                    transport.send_pong(frame.get_payload_as_bytes())
+                elif frame.msg_type == WSMsgType.CLOSE:
+                    transport.disconnect()
+
+        self._transport, _ = await ws_connect(Listener, url)
+        self._transport.send(WSMsgType.TEXT, orjson.dumps({"type": "auth", "api_key": "bench"}))
+        await asyncio.wait_for(self._auth, 10)
+        self._transport.send(WSMsgType.TEXT, orjson.dumps({"type": "subscribe", "markets": [
+            {"parsec_id": p, "outcome": o, "depth": depth} for p, o in markets]}))
+        await asyncio.wait_for(self._ready, 30)
+
+    async def close(self) -> None:
+        """Drop the connection."""
+        if self._transport is not None:
+            self._transport.disconnect()
+
+
+class OrjsonSortedDictClient(HandWrittenClient):
+    """picows + ``orjson.loads`` + one ``sortedcontainers.SortedDict`` (price -> size) per side."""
+
+    name = "picows+orjson+SortedDict"
+    label = "hand-written: picows Python listener, orjson.loads, SortedDict per side"
+
+    def __init__(self) -> None:
+        super().__init__()
+        import orjson
+        from sortedcontainers import SortedDict
+
+        self._loads = orjson.loads
+        self._sd = SortedDict
+        self.bids: list[Any] = []
+        self.asks: list[Any] = []
+
+    def handle(self, payload: bytes) -> None:
+        msg = self._loads(payload)
+        kind = msg.get("type")
+        if kind == "orderbook_delta":
+            i = self.index.get((msg["parsec_id"], msg["outcome"]))
+            if i is None:
+                return
+            seq = msg["server_seq"]
+            if seq != self.seqs[i] + 1:
+                if seq > self.seqs[i]:
+                    self.gaps += 1
+                return
+            self.seqs[i] = seq
+            bids, asks = self.bids[i], self.asks[i]
+            for ch in msg["changes"]:
+                side = bids if ch["side"] == "bid" else asks
+                size = ch["size"]
+                if size == 0:
+                    side.pop(ch["price"], None)
+                else:
+                    side[ch["price"]] = size
+            self.on_update(i, seq)
+        elif kind == "orderbook":
+            i = self.index.get((msg["parsec_id"], msg["outcome"]))
+            if i is None:
+                return
+            while len(self.bids) <= i:
+                self.bids.append(None)
+                self.asks.append(None)
+            self.bids[i] = self._sd((p, s) for p, s in msg["bids"] if s > 0)
+            self.asks[i] = self._sd((p, s) for p, s in msg["asks"] if s > 0)
+            self.seqs[i] = msg["server_seq"]
+            self._snapshot_done(i)
+        elif kind == "auth_ok":
+            self._authenticated()
+
+    def levels(self, i: int) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+        return list(reversed(self.bids[i].items())), list(self.asks[i].items())
+
+
+class MsgspecOrderBookClient(HandWrittenClient):
+    """picows + ``msgspec.json.Decoder`` of typed Structs + bmoscon's ``order_book.OrderBook``."""
+
+    name = "picows+msgspec+order-book"
+    label = "hand-written: picows Python listener, msgspec typed Structs, order-book C ext"
+
+    def __init__(self) -> None:
+        super().__init__()
+        import msgspec
+        from order_book import OrderBook
+
+        # defstruct, not class statements: this module's annotations are strings (PEP 563),
+        # which msgspec cannot resolve for classes local to a function.
+        change = msgspec.defstruct("Change", [("side", str), ("price", float), ("size", float)])
+        Delta = msgspec.defstruct("Delta", [("parsec_id", str), ("outcome", str),
+                                            ("changes", list[change]), ("server_seq", int)],
+                                  tag_field="type", tag="orderbook_delta")
+        Snapshot = msgspec.defstruct("Snapshot", [
+            ("parsec_id", str), ("outcome", str), ("bids", list[tuple[float, float]]),
+            ("asks", list[tuple[float, float]]), ("server_seq", int)],
+            tag_field="type", tag="orderbook")
+        AuthOk = msgspec.defstruct("AuthOk", [("customer_id", str, "")], tag_field="type",
+                                   tag="auth_ok")
+        self._decode = msgspec.json.Decoder(Delta | Snapshot | AuthOk).decode  # type: ignore[operator]
+        self._error = msgspec.ValidationError
+        self._delta, self._snapshot = Delta, Snapshot
+        self._ob = OrderBook
+        self.books: list[Any] = []
+
+    def handle(self, payload: bytes) -> None:
+        try:
+            msg = self._decode(payload)
+        except self._error:  # another message type: nothing this client acts on
+            return
+        if type(msg) is self._delta:
+            i = self.index.get((msg.parsec_id, msg.outcome))
+            if i is None:
+                return
+            seq = msg.server_seq
+            if seq != self.seqs[i] + 1:
+                if seq > self.seqs[i]:
+                    self.gaps += 1
+                return
+            self.seqs[i] = seq
+            bids, asks = self.books[i]
+            for ch in msg.changes:
+                side = bids if ch.side == "bid" else asks
+                if ch.size == 0:
+                    try:
+                        del side[ch.price]
+                    except KeyError:
+                        pass
+                else:
+                    side[ch.price] = ch.size
+            self.on_update(i, seq)
+        elif type(msg) is self._snapshot:
+            i = self.index.get((msg.parsec_id, msg.outcome))
+            if i is None:
+                return
+            ob = self._ob()
+            ob.bids = {p: s for p, s in msg.bids if s > 0}
+            ob.asks = {p: s for p, s in msg.asks if s > 0}
+            while len(self.books) <= i:
+                self.books.append(None)
+            self.books[i] = (ob.bids, ob.asks)  # the side objects, cached as a careful user would
+            self.seqs[i] = msg.server_seq
+            self._snapshot_done(i)
+        else:
+            self._authenticated()
+
+    def levels(self, i: int) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+        bids, asks = self.books[i]
+        return list(bids.to_list()), list(asks.to_list())
+
+
+#: The hand-written clients by name (report order).
+HAND_WRITTEN_CLIENTS: dict[str, type[HandWrittenClient]] = {
+    OrjsonSortedDictClient.name: OrjsonSortedDictClient,
+    MsgspecOrderBookClient.name: MsgspecOrderBookClient,
+}

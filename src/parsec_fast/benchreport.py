@@ -1,7 +1,8 @@
 """Reporting for ``parsec-fast bench``: machine description, chart, headline and RESULTS.md.
 
 Input is the combined results (``bench/out/results.json``): ``{"meta", "suites": {name: the
-suite's own JSON}, ...}``. The book and e2e suites have known layouts; for any other suite the
+suite's own JSON}, ...}``. The book, parse, e2e, memory and latency suites have known layouts
+(the latency suite also gets a chart panel: p50/p99/p99.9 per contender); for any other suite the
 report falls back to generic tables (every ``{contender: {metric: value}}`` mapping it finds),
 so a suite can change its JSON without breaking the report.
 """
@@ -80,6 +81,15 @@ def _parse_rows(data: dict[str, Any], frame_set: str = "delta, 1 change") -> lis
     return sorted(rows, key=lambda r: r[1])
 
 
+def _latency_cell(data: dict[str, Any], prefer: str = "20000/s, 1 market") -> tuple[str, dict[str, Any]] | None:
+    """The latency suite's cell to chart: ``prefer`` if present, else the first one."""
+    cells = data.get("cells", {}) if isinstance(data, dict) else {}
+    if not cells:
+        return None
+    key = prefer if prefer in cells else next(iter(cells))
+    return key, cells[key]
+
+
 def _tables(data: Any, path: str = "") -> list[tuple[str, dict[str, dict[str, Any]]]]:
     """Every ``{name: {metric: scalar, ...}}`` mapping in a suite's JSON, with its path."""
     found: list[tuple[str, dict[str, dict[str, Any]]]] = []
@@ -133,10 +143,15 @@ def render_chart(combined: dict[str, Any], path: Path) -> str | None:
     e2e = suites.get("e2e", {})
     if _e2e_rows(e2e):
         panels.append(("end to end over loopback (deltas/s, higher is better)", _e2e_rows(e2e), "/s"))
-    if not panels:
+    latency = _latency_cell(suites.get("latency", {}))
+    if not panels and latency is None:
         return "chart skipped: no suite produced figures"
-    fig, axes = plt.subplots(len(panels), 1, figsize=(7.5, 1.0 + 1.45 * len(panels)), dpi=80,
-                             squeeze=False)
+    n_axes = len(panels) + (1 if latency is not None else 0)
+    heights = [1.45] * len(panels) + ([2.4] if latency is not None else [])
+    fig, axes = plt.subplots(n_axes, 1, figsize=(7.5, 1.0 + sum(heights)), dpi=80,
+                             squeeze=False, gridspec_kw={"height_ratios": heights})
+    if latency is not None:
+        _latency_panel(axes[len(panels), 0], *latency)
     for ax, (title, rows, unit) in zip(axes[:, 0], panels):
         names = [r[0] for r in rows][::-1]
         values = [r[1] for r in rows][::-1]
@@ -156,6 +171,30 @@ def render_chart(combined: dict[str, Any], path: Path) -> str | None:
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return None
+
+
+def _latency_panel(ax: Any, key: str, cell: dict[str, Any]) -> None:
+    """Grouped bars: p50 / p99 / p99.9 send-to-visible latency per contender (log scale)."""
+    rows = [(n, c) for n, c in cell.get("contenders", {}).items() if "p50_us" in c]
+    rows.sort(key=lambda r: r[1]["p50_us"], reverse=True)
+    names = [n for n, _ in rows]
+    height = 0.27
+    for k, (metric, label, color) in enumerate((("p50_us", "p50", "#1f77b4"),
+                                                 ("p99_us", "p99", "#ff7f0e"),
+                                                 ("p999_us", "p99.9", "#d62728"))):
+        ys = [i + (k - 1) * height for i in range(len(rows))]
+        vals = [c.get(metric) or 0.0 for _, c in rows]
+        ax.barh(ys, vals, height=height, color=color, label=label)
+        for y, v in zip(ys, vals):
+            ax.text(v, y, " " + _short(v), va="center", fontsize=6)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels(names)
+    ax.set_xscale("log")
+    ax.set_title(f"send -> visible to user code, {key} (µs, lower is better; medians of rounds)",
+                 fontsize=9, loc="left")
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.margins(x=0.15)
 
 
 def _short(x: float) -> str:
@@ -182,6 +221,9 @@ def headline(combined: dict[str, Any]) -> list[str]:
     for key, t in e2e.get("targets", {}).items():
         mark = "met" if t["met"] else "MISSED" if t["met"] is False else "n/a"
         lines.append(f"target {t['what']}: {t['value']} -> {mark}")
+    for t in suites.get("latency", {}).get("targets", []):
+        mark = "met" if t["met"] else "MISSED" if t["met"] is False else "n/a"
+        lines.append(f"target [{t['config']}] {t['what']}: {t['value']} -> {mark}")
     return lines
 
 
@@ -321,8 +363,10 @@ def _e2e_md(data: dict[str, Any]) -> str:
         parts.append("Skipped: " + "; ".join(f"`{k}`: {v}" for k, v in data["skipped"].items()))
     paced = data.get("paced", {})
     if paced:
-        parts.append("Paced run (frame-to-apply latency in µs, in-process: from the start of the "
-                     "read batch to the end of the frame's apply; sampled):")
+        parts.append("Paced run, **in-process read-to-apply latency** in µs: from the moment the "
+                     "listener has a read batch's bytes to the end of the frame's apply (sampled). "
+                     "It leaves out everything before the read (the kernel, the wake-up): the "
+                     "latency a strategy sees, from the server's send, is suite 5's.")
         parts.append(_table(["contender", "deltas/s applied", "p50 µs", "p90 µs", "p99 µs"],
                             [[f"`{k}`", v.get("deltas_per_s"), v.get("latency_p50_us"),
                               v.get("latency_p90_us"), v.get("latency_p99_us")]
@@ -332,6 +376,68 @@ def _e2e_md(data: dict[str, Any]) -> str:
         parts.append(_table(["target", "measured", "met"],
                             [[t["what"], t["value"], "n/a" if t["met"] is None else
                               ("yes" if t["met"] else "**no**")] for t in targets.values()]))
+    return "\n\n".join(parts)
+
+
+def _ratio_text(c: dict[str, Any], floor: str) -> str:
+    vals = [c.get(f"{m}_x_{floor}") for m in ("p50", "p99", "p999")]
+    return " / ".join("-" if v is None else f"{v:.2f}" for v in vals)
+
+
+def _load(meta: dict[str, Any], key: str) -> str:
+    values = meta.get(key) or []
+    return f"{values[0]:.2f}" if values else "?"
+
+
+def _latency_md(data: dict[str, Any]) -> str:
+    meta = data.get("meta", {})
+    parts = [
+        f"Send → book updated and visible to user code, per delta: the sender (pinned to CPU "
+        f"{meta.get('sender_cpu')}) reads `time.monotonic_ns()` just before each paced "
+        f"`send()`, the client (pinned to CPU {meta.get('client_cpu')}) as the first statement "
+        f"of the user's callback / iterator step; the two records are joined by (market, seq) "
+        f"afterwards, nothing is added to the frames (`bench/bench_latency.py` docstring). "
+        f"{meta.get('rounds')} interleaved rounds of {meta.get('seconds')} s per contender and "
+        f"configuration (the first {meta.get('warmup_s')} s of each dropped); each figure is the "
+        f"median over rounds, [min–max] the spread; ratios are the median of per-round ratios "
+        f"to the floor measured in the same round (p50 / p99 / p99.9). Client CPU: user+system "
+        f"CPU-seconds of the client process per second of the paced phase (1.00 = one core). "
+        f"Load average (1 min) at start {_load(meta, 'loadavg_start')}, at end "
+        f"{_load(meta, 'loadavg_end')} ({meta.get('cores', os.cpu_count())} shared cores)."]
+    for key, cell in data.get("cells", {}).items():
+        rows = []
+        for name, c in cell.get("contenders", {}).items():
+            if "p50_us" not in c:
+                rows.append([f"`{name}`", "no result: " + "; ".join(c.get("errors", []))[:80],
+                             "", "", "", "", "", "", ""])
+                continue
+            sp = {m: c.get(m + "_spread", [None, None]) for m in ("p50_us", "p99_us", "p999_us")}
+
+            def fig(m: str) -> str:
+                lo, hi = sp[m]
+                return f"{_fmt(c[m])} [{_fmt(lo)}–{_fmt(hi)}]" if lo is not None else _fmt(c[m])
+
+            clean = "yes" if c.get("lost") == 0 and c.get("reordered") == 0 else \
+                f"**lost {c.get('lost')}, reordered {c.get('reordered')}**"
+            books = {True: "exact", False: "**WRONG**", None: "-"}[c.get("books_ok")]
+            rows.append([f"`{name}`", fig("p50_us"), fig("p99_us"), fig("p999_us"),
+                         _fmt(c.get("cpu_cores")), _ratio_text(c, "blocking"),
+                         _ratio_text(c, "busypoll"), clean, books])
+        parts.append(f"**{key}** ({_fmt(next(iter(cell.get('contenders', {}).values()), {}).get('deltas_per_round'))} "
+                     f"deltas per round after warm-up):")
+        parts.append(_table(["contender", "p50 µs", "p99 µs", "p99.9 µs", "client CPU",
+                             "× raw-blocking", "× raw-busypoll", "all events, in order",
+                             "final books"], rows))
+    labels = meta.get("labels", {})
+    if labels:
+        parts.append("Contenders: " + "; ".join(f"`{k}`: {v}" for k, v in labels.items()) + ".")
+    if data.get("skipped"):
+        parts.append("Skipped: " + "; ".join(f"`{k}`: {v}" for k, v in data["skipped"].items()))
+    targets = data.get("targets", [])
+    if targets:
+        parts.append(_table(["configuration", "target", "measured", "met"],
+                            [[t["config"], t["what"], t["value"], "n/a" if t["met"] is None else
+                              ("yes" if t["met"] else "**no**")] for t in targets]))
     return "\n\n".join(parts)
 
 
@@ -373,14 +479,16 @@ def results_markdown(combined: dict[str, Any], *, has_chart: bool, notes: str = 
     if has_chart:
         lines += ["![benchmark chart](results.png)", ""]
     titles = {"book": "Suite 1: book apply", "parse": "Suite 2: parse + apply",
-              "e2e": "Suite 3: end to end over loopback", "memory": "Suite 4: memory and scale"}
+              "e2e": "Suite 3: end to end over loopback", "memory": "Suite 4: memory and scale",
+              "latency": "Suite 5: latency, server send to visible in user code"}
     for name, data in combined.get("suites", {}).items():
         lines += [f"## {titles.get(name, name)}", ""]
         if "error" in data or "not_run" in data:
             lines += [f"Failed: {data['error']}" if "error" in data else
                       f"Not run: {data['not_run']}", ""]
             continue
-        render = {"book": _book_md, "parse": _parse_md, "e2e": _e2e_md, "memory": _memory_md}
+        render = {"book": _book_md, "parse": _parse_md, "e2e": _e2e_md, "memory": _memory_md,
+                  "latency": _latency_md}
         body = render.get(name, _generic_md)(data)
         lines += [body, ""]
     if notes.strip():

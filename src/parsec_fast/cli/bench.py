@@ -21,6 +21,7 @@ SUITES: dict[str, tuple[str, str]] = {
     "parse": ("bench_parse.py", "parse + apply (ns/frame)"),
     "e2e": ("bench_e2e.py", "end to end over loopback (deltas/s)"),
     "memory": ("bench_memory.py", "memory and scale (RSS)"),
+    "latency": ("bench_latency.py", "server send to visible in user code (us, paced)"),
 }
 
 

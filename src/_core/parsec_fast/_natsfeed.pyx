@@ -254,7 +254,7 @@ cdef class NatsFeedReader:
     cdef int _message(self, Py_ssize_t sid, const char* b, Py_ssize_t size, list items,
                       int64_t now) except -1:
         cdef SidState* st = NULL
-        cdef uint32_t count, flen, k
+        cdef uint32_t count, flen, k, seen
         cdef Py_ssize_t pos
         if self._feed is not None and sid < self._cap:
             st = &self._states[sid]
@@ -268,15 +268,14 @@ cdef class NatsFeedReader:
         # validate the whole batch before feeding any of it
         count = get_u32(b + 20)
         pos = HEADER_SIZE + (<uint16_t>(<unsigned char>b[24] | (<unsigned char>b[25] << 8)))
-        for k in range(count):
-            if pos + 4 > size:
-                break
+        seen = 0
+        while seen < count and pos + 4 <= size:
             flen = get_u32(b + pos)
-            if flen > self._max_frame or pos + 4 + flen > size:
-                pos = size + 1
+            if flen > self._max_frame or flen > size - pos - 4:
                 break
             pos += 4 + flen
-        if pos != size:
+            seen += 1
+        if seen != count or pos != size:
             st.fast = False
             items.append((OP_MSG, sid, PyBytes_FromStringAndSize(b, size)))
             return 0

@@ -1,0 +1,350 @@
+"""The NATS relay: wire format, wants and leases (fake clock), the compiled tap and reader, and
+end to end against a real nats-server: consumers hold exactly the relay's books (and the direct
+WebSocket client's), refusals arrive as Parsec errors, the relay subscribes upstream to the union
+of its consumers' wants, and a NATS message lost on purpose is recovered by a resync from the
+relay. Failure behaviour (restarts, slow consumer, Parsec disconnect): test_relay_faults.py."""
+from __future__ import annotations
+
+import asyncio
+import struct
+
+import orjson
+import pytest
+
+from client_helpers import make_client, selectors, server_config
+from parsec_fast import SubscriptionError, SubscriptionLimitError
+from parsec_fast._natsfeed import OP_MSG, OP_PING, NatsFeedReader, NatsProtocolError
+from parsec_fast._relayscan import BookOut, RelayTap, key_of
+from parsec_fast.relay import wire
+from parsec_fast.relay.wants import Wants
+from parsec_fast.selectors import MarketSelector
+from parsec_fast.server import LocalServer
+from parsec_fast import FeedHandler
+from relay_helpers import (NatsServer, Oracle, assert_same_books, consumer_for, needs_nats,
+                           relay_for, settle, wait_until)
+
+DELTA = (b'{"type":"orderbook_delta","parsec_id":"kalshi:A.B","exchange":"kalshi","outcome":"YES",'
+         b'"token_id":"","market_id":"A.B","changes":[{"side":"bid","price":0.5,"size":3.0}],'
+         b'"server_seq":%d,"feed_state":"healthy","book_state":"fresh"}')
+SNAP = (b'{"type":"orderbook","parsec_id":"kalshi:A.B","exchange":"kalshi","outcome":"Yes",'
+        b'"token_id":"","market_id":"A.B","bids":[[0.4,1.0]],"asks":[[0.6,2.0]],'
+        b'"server_seq":%d,"book_state":"fresh","feed_state":"healthy"}')
+
+
+# -- wire format -------------------------------------------------------------------------------
+def test_wire_batch_roundtrip_and_refusals() -> None:
+    body = wire.encode(wire.Kind.REPLY, 7, 42, [b'{"a":1}', b"", b"x" * 300], key=b"parsec.k.m.yes")
+    batch = wire.decode(body)
+    assert (batch.kind, batch.epoch, batch.rseq, batch.key) == (wire.Kind.REPLY, 7, 42,
+                                                                  b"parsec.k.m.yes")
+    assert batch.frames == [b'{"a":1}', b"", b"x" * 300]
+    assert body[:1] == b"P"  # never the first byte of a JSON text
+    with pytest.raises(wire.WireError):
+        wire.decode(b'{"type":"heartbeat"}')
+    with pytest.raises(wire.WireError, match="version"):
+        wire.decode(b"PF\x02" + body[3:])
+    with pytest.raises(wire.WireError, match="truncated"):
+        wire.decode(body[:-1])
+
+
+def test_subjects_escape_every_market_id_and_fold_outcomes() -> None:
+    assert wire.book_subject("parsec", "kalshi:KXBTC-26MAR10", "Yes") == \
+        "parsec.kalshi.KXBTC-26MAR10.yes"
+    subject = wire.book_subject("parsec", "poly:a.b c*>~é", "Über Yes")
+    tokens = subject.split(".")
+    assert len(tokens) == 4 and all(t and " " not in t and "*" not in t and ">" not in t
+                                    for t in tokens)
+    assert wire.book_of_subject("parsec", subject) == ("poly:a.b c*>~é", "Über yes")
+    assert wire.book_subject("p", "k:m", "YES") == wire.book_subject("p", "k:m", "yes")
+    with pytest.raises(ValueError):
+        wire.book_of_subject("parsec", wire.control_subject("parsec"))
+    with pytest.raises(ValueError):
+        wire.validate_prefix("bad prefix")
+
+
+def test_envelope_embeds_the_frame_as_is() -> None:
+    frame = b'{"type":"subscribe","markets":[{"parsec_id":"k:m"}]}'
+    env = orjson.loads(wire.envelope("c1", "_INBOX.x", frame=frame))
+    assert env == {"v": 1, "consumer": "c1", "inbox": "_INBOX.x", "frame": orjson.loads(frame)}
+
+
+# -- wants and leases (fake clock) --------------------------------------------------------------
+def test_wants_union_depth_and_leases() -> None:
+    wants = Wants(lease_ttl=10.0)
+    a, b, c = (MarketSelector(parsec_id=p, outcome="Yes", depth=d)
+               for p, d in (("k:a", 10), ("k:b", None), ("k:c", 5)))
+    wants.add("one", [a, b], "i1", now=0.0)
+    wants.add("two", [MarketSelector(parsec_id="k:a", outcome="yes", depth=40), c], "i2", now=1.0)
+    union = wants.union()
+    assert set(union) == {a.key, b.key, c.key}
+    assert union[a.key].depth == 40           # the deepest wanted
+    assert [w.id for w in wants.wanting(a.key)] == ["one", "two"]
+    wants.remove("two", [c.key], now=2.0)
+    assert set(wants.union()) == {a.key, b.key}
+    two = wants.get("two")
+    wants.lease("one", [b], "i1", now=9.0)     # a lease is the whole want list
+    assert set(wants.get("one").wants) == {b.key}  # type: ignore[union-attr]
+    assert wants.expire(11.5) == []
+    assert wants.expire(12.5) == [two] and wants.get("two") is None  # last message at 2.0
+    assert set(wants.union()) == {b.key}
+    assert wants.expire(19.5) and not wants.union()   # one renewed at 9.0
+    wants.add("three", [a], "i3", now=20.0)
+    assert wants.drop("three") is not None and not wants.union()
+
+
+# -- the compiled pieces ------------------------------------------------------------------------
+def test_tap_routes_by_raw_bytes_in_order_and_batches() -> None:
+    scheduled: list[int] = []
+    others: list[bytes] = []
+    tap: RelayTap
+
+    def route_other(payload: bytes) -> BookOut | None:
+        others.append(payload)
+        obj = orjson.loads(payload)
+        if "parsec_id" not in obj:
+            return None
+        return tap.book(obj["parsec_id"], obj.get("outcome") or "Yes")
+
+    tap = RelayTap(route_other, lambda: scheduled.append(1))
+    out = tap.add_book("kalshi:A.B", "Yes", b"parsec.kalshi.A~2EB.yes")
+    assert tap.classify(DELTA % 5) == ("delta", "kalshi:A.B", "YES", 5)
+    trade = b'{"type":"activity","parsec_id":"kalshi:A.B","outcome":"Yes","kind":"trade","server_seq":7}'
+    for frame in (SNAP % 4, DELTA % 5, DELTA % 6, trade):
+        tap(frame, 0, False)
+    tap(b'{"type":"heartbeat","ts_ms":1}', 0, True)  # no book: not relayed
+    assert scheduled == [1] and out.pending == 4 and out.last_snapshot == SNAP % 4
+    assert tap.take_dirty() == [out]
+    bodies = out.encode(99, 1 << 20)
+    assert len(bodies) == 1 and out.rseq == 1
+    batch = wire.decode(bodies[0])
+    assert (batch.kind, batch.epoch, batch.rseq) == (wire.Kind.STREAM, 99, 1)
+    assert batch.frames == [SNAP % 4, DELTA % 5, DELTA % 6, trade]  # upstream order kept
+    tap(DELTA % 8, 0, True)
+    assert scheduled == [1, 1]
+    small = out.encode(99, 300)  # a limit below two frames: one message each
+    assert out.rseq == 2 and len(small) == 1
+    for i in range(3):
+        tap(DELTA % (9 + i), 0, False)
+    assert len(out.encode(99, 500)) == 2 and out.rseq == 4  # two frames fit in 500 bytes
+    assert key_of("kalshi:A.B", "YES") == b"kalshi:A.B\x00yes"
+    assert tap.frames == 9 and tap.unrouted == 1 and tap.others == 2
+
+
+def _msg(sid: int, body: bytes, subject: bytes = b"s") -> bytes:
+    return b"MSG %s %d %d\r\n%s\r\n" % (subject, sid, len(body), body)
+
+
+def test_reader_feeds_fast_subscriptions_in_place_and_hands_back_the_rest() -> None:
+    feed = FeedHandler()
+    sub = feed.add("kalshi:A.B", "Yes")
+    reader = NatsFeedReader(feed)
+    snap = wire.encode(wire.Kind.STREAM, 5, 1, [SNAP % 10])
+    deltas = wire.encode(wire.Kind.STREAM, 5, 2, [DELTA % 11, DELTA % 12])
+    data = b"PING\r\n" + _msg(3, snap) + _msg(3, deltas)
+    items = reader.receive(data)  # sid 3 is not fast yet: everything comes back
+    assert items is not None and [i[0] for i in items] == [OP_PING, OP_MSG, OP_MSG]
+    assert items[1][1:] == (3, snap)
+    reader.set_fast(3, 5, 1)
+    half = len(data) // 2
+    assert reader.receive(data[6:half]) is None       # a partial read is buffered
+    assert reader.receive(data[half:]) is None        # both messages fed in C
+    feed.flush()
+    assert sub.book.is_valid and sub.book.seq == 12 and reader.frames == 3
+    assert reader.state(3) == (True, 5, 3)
+    # a message number that does not follow, another relay, a non-stream batch: handed back,
+    # and the subscription turns slow so Python sees the rest of the read in order
+    hole = wire.encode(wire.Kind.STREAM, 5, 9, [DELTA % 13])
+    items = reader.receive(_msg(3, hole) + _msg(3, deltas))
+    assert items is not None and [i[2] for i in items] == [hole, deltas]
+    assert reader.state(3)[0] is False and sub.book.seq == 12
+    with pytest.raises(NatsProtocolError):
+        NatsFeedReader(feed).receive(b"BOGUS\r\n")
+    good = wire.encode(wire.Kind.STREAM, 5, 3, [DELTA % 13])
+    bad = good[:20] + (2).to_bytes(4, "little") + good[24:]  # says 2 frames, holds 1
+    r2 = NatsFeedReader(feed)
+    r2.set_fast(3, 5, 3)
+    assert r2.receive(_msg(3, bad)) == [(OP_MSG, 3, bad)] and r2.frames == 0  # never half fed
+    assert struct.calcsize("<2sBBQQIH") == wire.HEADER_SIZE
+
+
+# -- end to end (nats-server) -------------------------------------------------------------------
+pytestmark_nats = needs_nats
+
+
+@needs_nats
+async def test_consumers_hold_the_relays_and_the_direct_clients_books() -> None:
+    oracle = Oracle()
+    with NatsServer() as nats:
+        async with LocalServer(server_config(markets=6, rate=800.0)) as srv:
+            relay = relay_for(srv.url, nats.url)
+            oracle.watch_relay(relay)
+            await relay.start()
+            direct = make_client(srv)
+            consumers = [consumer_for(nats.url) for _ in range(2)]
+            try:
+                sels = selectors(srv)
+                await direct.start()
+                await direct.subscribe(sels, depth=20)
+                for i, c in enumerate(consumers):
+                    oracle.watch_consumer(c, f"consumer{i}")
+                    await c.start()
+                    await c.subscribe(sels, depth=20, timeout=8)
+                assert consumers[0].customer_id == relay.upstream.customer_id
+                await asyncio.sleep(1.0)      # live stream: deltas, trades, fills
+                await settle(relay, srv, consumers)
+                await direct.wait_ready(5)
+                await wait_until(lambda: all(
+                    direct.book(s["parsec_id"], s["outcome"]).bids() ==
+                    relay.book(s["parsec_id"], s["outcome"]).book.bids() for s in sels), 5,
+                    "direct client caught up")
+                for c in consumers:
+                    assert assert_same_books(relay, c) == len(sels)
+                    for s in sels:   # the same levels as the direct WebSocket client
+                        assert c.book(s["parsec_id"], s["outcome"]).bids() == \
+                            direct.book(s["parsec_id"], s["outcome"]).bids()
+                        assert c.book(s["parsec_id"], s["outcome"]).asks() == \
+                            direct.book(s["parsec_id"], s["outcome"]).asks()
+                    m = c.metrics
+                    assert m.gaps == 0 and m.resyncs_sent == 0 and m.activity > 0
+                    oracle.check_all(c)
+                # one upstream subscription per market, whatever the number of consumers
+                assert relay.upstream.metrics.subscribes_sent == 1
+                assert oracle.checked > 0 and not oracle.violations, oracle.violations[:3]
+            finally:
+                for c in consumers:
+                    await c.close()
+                await direct.close()
+                await relay.close()
+
+
+@needs_nats
+async def test_compat_drop_in_reads_the_relay() -> None:
+    from parsec_fast.compat import MarketSubscription, ParsecWebSocket
+
+    with NatsServer() as nats:
+        async with LocalServer(server_config(markets=3)) as srv:
+            async with relay_for(srv.url, nats.url) as relay:
+                events: list[object] = []
+                async with ParsecWebSocket("any-key", nats.url) as ws:
+                    ws.on("orderbook")(events.append)
+                    sel = selectors(srv, 1)[0]
+                    ws.subscribe([MarketSubscription(sel["parsec_id"], sel["outcome"], 10)])
+                    await wait_until(lambda: len(events) > 5, 5, "compat updates")
+                    srv.pause_stream()
+                    mine = relay.book(sel["parsec_id"], sel["outcome"])
+                    assert mine is not None
+                    await wait_until(lambda: events[-1].server_seq == mine.book.seq,  # type: ignore[attr-defined]
+                                     5, "compat caught up")
+                    first = events[0]
+                    # the relay's snapshot carries the upstream snapshot's metadata
+                    assert first.kind == "snapshot" and first.title  # type: ignore[attr-defined]
+                    last = events[-1]
+                    assert [(lv.price, lv.size) for lv in last.bids] == \
+                        mine.book.bids(10)  # type: ignore[attr-defined]
+
+
+@needs_nats
+async def test_refusals_reach_the_consumer_as_parsec_errors() -> None:
+    with NatsServer() as nats:
+        async with LocalServer(server_config(markets=6, tier="free")) as srv:  # cap 3
+            async with relay_for(srv.url, nats.url) as relay:
+                # a cap refusal reaches a consumer ~2 s after its subscribe (the upstream
+                # ledger settles a 3002 after a control period, then the consumer's does):
+                # request_timeout must be longer, or the consumer's sweep re-requests first
+                a, b = (consumer_for(nats.url, request_timeout=5.0) for _ in range(2))
+                await a.start()
+                await b.start()
+                try:
+                    sels = selectors(srv)
+                    with pytest.raises(SubscriptionError) as info:
+                        await a.subscribe(["kalshi:NOPE"], timeout=5)
+                    assert list(info.value.failures.values())[0][0] == 2002
+                    await a.subscribe(sels[:3], timeout=5)
+                    await b.subscribe(sels[1:3], timeout=5)  # already upstream: no slot used
+                    with pytest.raises(SubscriptionLimitError) as cap:
+                        await b.subscribe(sels[3:4], timeout=8)
+                    assert list(cap.value.failures.values())[0][0] == 3002
+                    assert relay.snapshot_stats().books == 3
+                    assert relay.upstream.metrics.limit_reached >= 1
+                    await b.wait_ready(5)   # b's accepted books are unaffected
+                finally:
+                    await a.close()
+                    await b.close()
+
+
+@needs_nats
+async def test_union_of_wants_bye_and_lease_expiry_drive_the_upstream() -> None:
+    import nats as nats_py
+
+    with NatsServer() as nats:
+        async with LocalServer(server_config(markets=6)) as srv:
+            async with relay_for(srv.url, nats.url, lease_ttl=0.8) as relay:
+                sels = selectors(srv)
+                a = consumer_for(nats.url)
+                await a.start()
+                await a.subscribe(sels[:2], timeout=5)
+                # a consumer that vanishes without a goodbye: one lease, never renewed
+                raw = await nats_py.connect(nats.url)
+                try:
+                    wants = [[s["parsec_id"], s["outcome"], None] for s in sels[1:4]]
+                    await raw.publish(wire.control_subject("parsec"),
+                                      wire.envelope("ghost", "_INBOX.ghost", op="lease",
+                                                    wants=wants))
+                    await raw.flush()
+                    upstream = relay.upstream
+                    await wait_until(lambda: len(upstream.subscriptions()) == 4, 5, "union of 4")
+                    await wait_until(lambda: all(s.book.is_valid
+                                                 for s in upstream.subscriptions()), 5)
+                    # the ghost's lease runs out: its markets leave after the linger
+                    await wait_until(lambda: len(upstream.subscriptions()) == 2, 5,
+                                     "ghost's wants expired")
+                    assert {s.parsec_id for s in upstream.subscriptions()} == \
+                        {s["parsec_id"] for s in sels[:2]}
+                    await a.wait_ready(5)   # the live consumer's lease kept its books
+                    await a.close()         # bye: its wants stop counting at once
+                    await wait_until(lambda: not upstream.subscriptions(), 5, "bye")
+                finally:
+                    await raw.close()
+                    await a.close()
+
+
+@needs_nats
+async def test_a_lost_nats_message_is_a_gap_and_a_resync_from_the_relay() -> None:
+    oracle = Oracle()
+    with NatsServer() as nats:
+        async with LocalServer(server_config(markets=2, rate=300.0)) as srv:
+            relay = relay_for(srv.url, nats.url)
+            oracle.watch_relay(relay)
+            await relay.start()
+            c = consumer_for(nats.url)
+            oracle.watch_consumer(c)
+            try:
+                await c.start()
+                sel = selectors(srv, 1)[0]
+                await c.subscribe([sel], timeout=5)
+                await asyncio.sleep(0.3)
+                link = relay._link
+                assert link is not None
+                subject = wire.book_subject("parsec", sel["parsec_id"], sel["outcome"]).encode()
+                real_publish = link.publish
+                dropped: list[bytes] = []
+
+                def lossy(subj: bytes, body: bytes, reply: bytes | None = None) -> bool:
+                    if subj == subject and not dropped and \
+                            b'"type":"orderbook_delta"' in body:
+                        dropped.append(body)        # lost on the way
+                        return True
+                    return real_publish(subj, body, reply)
+                link.publish = lossy  # type: ignore[method-assign]
+                upstream_resyncs = relay.upstream.metrics.resyncs_sent
+                await wait_until(lambda: c.metrics.resyncs_sent >= 1, 5, "consumer resync")
+                assert dropped and c.metrics.gaps >= 1
+                await settle(relay, srv, [c])
+                assert assert_same_books(relay, c) == 1
+                # served from the relay's book: no Parsec control message
+                assert relay.upstream.metrics.resyncs_sent == upstream_resyncs
+                assert relay.snapshot_stats().snapshots_served >= 2
+                assert not oracle.violations, oracle.violations[:3]
+            finally:
+                await c.close()
+                await relay.close()

@@ -194,3 +194,13 @@ def test_checkpoint_undoes_a_session(tmp_path: Path) -> None:
     _record(old, range(3, 6))
     point.restore()
     assert old.read_bytes() == before
+
+
+def test_replayer_stop_ends_the_run_even_before_it_starts(tmp_path: Path) -> None:
+    path = tmp_path / "rec.pfrec"
+    _record(path, range(1, 11))
+    replayer = Replayer(path)
+    replayer.stop()                                 # e.g. a signal just before run()
+    stats = replayer.run(speed=0.001)               # would take hours
+    assert stats.stopped and stats.frames == 0
+    assert Replayer(path).run().frames == 10 and not replayer.run().stopped

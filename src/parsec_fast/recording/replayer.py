@@ -100,7 +100,6 @@ class Replayer:
         first_ns: int | None = None
         last_ns = 0
         start = time.perf_counter()
-        self._stopping = False
         for record in reader:
             if first_ns is None:
                 first_ns = record.mono_ns
@@ -123,6 +122,7 @@ class Replayer:
                 self._apply_meta(orjson.loads(record.payload))
             if on_frame is not None:
                 on_frame(record)
+        self._stopping = False  # a stop() ends one run: the current one, or the next
         flush()
         stats.elapsed_s = time.perf_counter() - start
         stats.recorded_span_s = (last_ns - first_ns) / 1e9 if first_ns is not None else 0.0
@@ -134,7 +134,8 @@ class Replayer:
         return stats
 
     def stop(self) -> None:
-        """End a running :meth:`run` after the current record (safe from a signal handler)."""
+        """End the running :meth:`run` after the current record, or the next one before its
+        first record (safe from a signal handler)."""
         self._stopping = True
 
     def _apply_meta(self, meta: dict[str, str]) -> None:

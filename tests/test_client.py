@@ -223,7 +223,7 @@ async def test_auth_error_is_fatal_and_never_retried() -> None:
                 pass
         assert info.value.code == 1002
         await asyncio.sleep(0.3)
-        assert srv._next_conn_id == 1   # one connection attempt, no reconnect
+        assert srv.connections_accepted == 1   # one connection attempt, no reconnect
 
 
 async def test_auth_error_also_raised_by_wait_ready_after_open() -> None:
@@ -300,17 +300,22 @@ async def test_rate_limited_control_messages_are_retried() -> None:
             assert_control_rate(client)
 
 
-async def test_subscription_limit_stops_subscribing_and_reports() -> None:
-    async with LocalServer(server_config(markets=6, tier="free")) as srv:
+@pytest.mark.parametrize("policy, accepted", [("truncate", 3), ("refuse", 0)])
+async def test_subscription_limit_stops_subscribing_and_reports(policy: str,
+                                                                accepted: int) -> None:
+    # A subscribe naming 5 markets on a tier capped at 3: the server serves the first 3 and
+    # refuses the rest ("truncate"), or refuses the whole message ("refuse"); either way one 3002.
+    async with LocalServer(server_config(markets=6, tier="free",
+                                         over_cap_policy=policy)) as srv:
         async with make_client(srv) as client:
             log = EventLog(client)
             sels = selectors(srv, 6)
             with pytest.raises(SubscriptionLimitError) as info:
                 await client.subscribe(sels[:5], timeout=5)
             refused = set(info.value.failures)
-            assert len(refused) == 2
+            assert len(refused) == 5 - accepted
             assert {(e.parsec_id, e.outcome) for e in log.of(SubscriptionFailed)} == refused
-            assert len(client.subscriptions()) == 3
+            assert len(client.subscriptions()) == accepted
             await settle_and_check(client, srv)
             # While capped, a new market is refused at once, without a message.
             sent = client.metrics.subscribes_sent
@@ -321,7 +326,7 @@ async def test_subscription_limit_stops_subscribing_and_reports() -> None:
             srv.resume_stream()
             await client.unsubscribe(sels[0])
             await client.subscribe(sels[5:6], timeout=5)
-            assert len(client.subscriptions()) == 3
+            assert len(client.subscriptions()) == max(accepted - 1, 0) + 1
             await settle_and_check(client, srv)
 
 

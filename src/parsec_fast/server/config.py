@@ -41,7 +41,8 @@ class ServerConfig:
     queued messages             ``max_pending_messages`` messages waiting behind a long control
                                 message (reading is paused meanwhile); past it: aborted
     names per message           more distinct markets + addresses than the tier's cap:
-                                ``over_cap_policy`` (one 3002 for the whole excess)
+                                ``over_cap_policy``: the message refused with one 3002 (or
+                                the first ``cap`` served and one 3002 for the excess)
     auth window                 ``auth_timeout``: closed with 1008, aborted at once when the close
                                 frame cannot be flushed (the peer is not reading)
     closing                     a close frame not flushed within ``close_timeout``: aborted
@@ -100,10 +101,11 @@ class ServerConfig:
     #: (reason ``backlog``).
     max_pending_messages: int = 64
     #: A subscribe / unsubscribe naming more distinct markets + addresses than the tier's cap:
-    #: ``"truncate"`` serves the first ``cap`` names as usual and refuses the rest with ONE
-    #: 3002; ``"refuse"`` refuses the whole message with one 3002. Either way at most ``cap``
-    #: names are looked at and answered.
-    over_cap_policy: str = "truncate"
+    #: ``"refuse"`` (default) refuses the whole message with one 3002; ``"truncate"`` serves the
+    #: first ``cap`` names as usual and refuses the rest with ONE 3002. Either way at most
+    #: ``cap`` names are looked at and answered. The real service's choice is undocumented
+    #: (PROTOCOL.md §5): the client is tested against both.
+    over_cap_policy: str = "refuse"
     #: Seconds a close frame (auth failure, client close, picows protocol error) may take to
     #: flush before the socket is aborted (reason ``close_timeout``).
     close_timeout: float = 1.0

@@ -51,13 +51,15 @@ class NatsServer:
         self.extra = extra
         self.proc: subprocess.Popen[bytes] | None = None
         self._conf: str | None = None
+        fd, self.log_path = tempfile.mkstemp(suffix=".log")
+        os.close(fd)
 
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 5.0) -> NatsServer:
-        cmd = [str(NATS_SERVER), "-a", "127.0.0.1", "-p", str(self.port)]
+        cmd = [str(NATS_SERVER), "-a", "127.0.0.1", "-p", str(self.port), "-l", self.log_path]
         if self.extra:
             fd, self._conf = tempfile.mkstemp(suffix=".conf")
             with os.fdopen(fd, "w") as f:
@@ -92,11 +94,17 @@ class NatsServer:
         self.stop()
         self.start()
 
+    def log(self) -> str:
+        """What the server logged so far."""
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
     def __enter__(self) -> NatsServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+        os.unlink(self.log_path)
 
 
 def relay_for(srv_url: str, nats_url: str, **overrides: Any) -> Relay:
@@ -125,6 +133,7 @@ class Oracle:
         self.history: dict[int, dict[tuple[str, str], dict[int, Levels]]] = {}
         self.violations: list[str] = []
         self.checked = 0
+        self._pending: list[tuple[str, int | None, tuple[str, str], int, Levels]] = []
 
     def watch_relay(self, relay: Relay) -> None:
         books = self.history.setdefault(relay.epoch, {})
@@ -151,23 +160,39 @@ class Oracle:
         if not book.is_valid:
             return
         epoch = client._session.epoch  # the relay instance the consumer reads
-        books = self.history.get(epoch)
-        if books is None:
-            self.violations.append(f"{name}: {sub.parsec_id} valid from an unknown relay")
-            return
-        hist = books.get((sub.parsec_id, fold_outcome(sub.outcome)), {})
-        want = hist.get(book.seq)
-        if want is None:  # an activity frame moved the seq (shared counter): same levels
-            earlier = [s for s in hist if s <= book.seq]
-            want = hist[max(earlier)] if earlier else None
-        got = (tuple(book.bids()), tuple(book.asks()))
+        key = (sub.parsec_id, fold_outcome(sub.outcome))
         self.checked += 1
-        if want is None:
-            self.violations.append(f"{name}: {sub.parsec_id} valid at seq {book.seq}, which "
-                                   "the relay never held valid")
-        elif want != got:
-            self.violations.append(f"{name}: {sub.parsec_id} at seq {book.seq} differs from "
-                                   "the relay's book")
+        self._pending.append((name, epoch, key, book.seq,
+                              (tuple(book.bids()), tuple(book.asks()))))
+        self._settle_pending(final=False)
+
+    def _settle_pending(self, final: bool) -> None:
+        """Compare the recorded consumer states with the relay's history. A state whose seq the
+        relay has not recorded yet waits (a relay in another thread writes its reply before its
+        frame hook runs); at the end (``final``) a missing one is a violation."""
+        keep = []
+        for name, epoch, key, seq, got in self._pending:
+            hist = self.history.get(epoch, {}).get(key, {})
+            want = hist.get(seq)
+            if want is None:  # an activity frame moved the seq (shared counter): same levels
+                earlier = [s for s in list(hist) if s <= seq]  # list(): another thread writes
+                want = hist[max(earlier)] if earlier and (final or max(list(hist)) > seq) \
+                    else None
+            if want is None:
+                if final:
+                    self.violations.append(f"{name}: {key[0]} valid at seq {seq}, which the "
+                                           "relay never held valid")
+                else:
+                    keep.append((name, epoch, key, seq, got))
+            elif want != got:
+                self.violations.append(f"{name}: {key[0]} at seq {seq} differs from the "
+                                       "relay's book")
+        self._pending = keep
+
+    def finish(self) -> list[str]:
+        """Every check settled; the violations (empty when every valid book was right)."""
+        self._settle_pending(final=True)
+        return self.violations
 
     def check_all(self, client: Client, name: str = "consumer") -> None:
         for sub in client.subscriptions():

@@ -209,7 +209,12 @@ async def test_consumers_hold_the_relays_and_the_direct_clients_books() -> None:
                     oracle.check_all(c)
                 # one upstream subscription per market, whatever the number of consumers
                 assert relay.upstream.metrics.subscribes_sent == 1
-                assert oracle.checked > 0 and not oracle.violations, oracle.violations[:3]
+                assert oracle.checked > 0 and not oracle.finish(), oracle.violations[:3]
+                # the oracle itself: a valid book one level off is caught
+                s0 = sels[0]
+                consumers[0].book(s0["parsec_id"], s0["outcome"]).set_level("bid", 0.001, 7.0)
+                oracle.check_all(consumers[0])
+                assert any("differs" in v for v in oracle.finish())
             finally:
                 for c in consumers:
                     await c.close()
@@ -344,7 +349,7 @@ async def test_a_lost_nats_message_is_a_gap_and_a_resync_from_the_relay() -> Non
                 # served from the relay's book: no Parsec control message
                 assert relay.upstream.metrics.resyncs_sent == upstream_resyncs
                 assert relay.snapshot_stats().snapshots_served >= 2
-                assert not oracle.violations, oracle.violations[:3]
+                assert not oracle.finish(), oracle.violations[:3]
             finally:
                 await c.close()
                 await relay.close()

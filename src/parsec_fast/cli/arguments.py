@@ -9,6 +9,7 @@ from .bench import cmd_bench
 from .demo import cmd_demo
 from .exits import EXIT_CODES_HELP
 from .record import cmd_record, parse_fsync_interval
+from .relay import add_relay_command
 from .replay import cmd_replay
 from .serve import cmd_serve
 from .watch import cmd_watch
@@ -182,4 +183,5 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run nothing: redraw the chart and rewrite RESULTS.md from "
                         "OUT/results.json (keeps bench/results_notes.md's analysis)")
     b.set_defaults(func=cmd_bench, is_async=False)
+    add_relay_command(add)
     return p

@@ -4,9 +4,10 @@ Durability is set by ``fsync_interval`` (seconds):
 
 * ``1.0`` (the default): at most once a second (when a record is written and a second has
   passed since the last time, or when the client's periodic :meth:`~FrameRecorder.flush`
-  finds it due) the buffered records go to the OS and are fsync'd. A process crash, an OS
-  crash or a power cut loses at most about the last second of frames (plus up to one
-  ``flush()`` period, ~1 s, when the stream has just gone quiet).
+  finds it due) the buffered records go to the OS and are fsync'd, the fsync in a background
+  thread so the receive path does not wait on the disk. A process crash, an OS crash or a
+  power cut loses at most about the last second of frames (plus up to one ``flush()`` period,
+  ~1 s, when the stream has just gone quiet, and the duration of an fsync still in flight).
 * ``0``: every record is written and fsync'd before the next frame is read: a crash loses
   nothing but the record being written. Costs a disk round trip per frame (below).
 * ``None``: never fsync. Records reach the OS when the buffer fills and on every ``flush()``
@@ -19,22 +20,24 @@ torn last record; reading skips it and the next append cuts it
 (:func:`~parsec_fast.recording.append.prepare_append`).
 
 Measured on this project's shared 2-core machine (ext4 on a virtual disk), 290-byte frames
-through :meth:`FrameRecorder.tap`, six runs: ``python -m parsec_fast.recording.fsync_cost``
+through :meth:`FrameRecorder.tap`, three to six runs: ``python -m parsec_fast.recording.fsync_cost``
 (as fast as possible) and ``python -m parsec_fast.recording.fsync_cost --rate 5000`` (paced,
-for the stall an fsync puts on the receive path):
+for the stall a policy puts on the receive path):
 
 =====================  ===================  ========================  ====================
 policy                 frames/s recorded    longest tap(), max rate   longest tap(), 5 k/s
 =====================  ===================  ========================  ====================
-never (``None``)       750 k - 900 k        0.1 - 0.5 ms              0.2 ms
-every 1 s (default)    670 k - 800 k        60 - 82 ms (~200 MB/s)    1.6 - 2 ms
-every frame (``0``)    5.4 k - 7.6 k        2 - 26 ms                 1.4 - 8 ms
+never (``None``)       520 k - 900 k        0.1 - 0.5 ms              0.15 - 0.2 ms
+every 1 s (default)    660 k - 770 k        17 - 46 ms                0.54 - 0.62 ms
+every frame (``0``)    2.3 k - 7.6 k        0.5 - 26 ms               0.5 - 8 ms
 =====================  ===================  ========================  ====================
 
-So the default costs ~10 % of the ceiling and a couple of ms once a second at realistic rates
+So the default costs ~10 % of the ceiling and well under a millisecond at realistic rates
 (``parsec-fast record local --rate 20000``, ~3.5 k frames/s, records every frame under all
-three); an fsync per frame caps a session at a few thousand frames/s (the disk's fsync round
-trip, ~0.15 ms here, far more on a busy or rotating disk).
+three); the remaining stall at the ceiling is the write to the page cache waiting behind an
+fsync of ~200 MB (it was 60-100 ms with the fsync on the receive path). An fsync per frame
+caps a session at a few thousand frames/s (the disk's fsync round trip, ~0.15 ms here, far
+more on a busy or rotating disk).
 """
 from __future__ import annotations
 
@@ -42,6 +45,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
 
 import orjson
@@ -95,6 +99,8 @@ class FrameRecorder:
         #: fsync calls so far.
         self.syncs: int = 0
         self._unsynced = False  # written since the last fsync
+        self._syncer: ThreadPoolExecutor | None = None  # runs periodic fsyncs off this thread
+        self._inflight: Future[None] | None = None
         if self._file.tell() == 0:
             self._file.write(FILE_HEADER)
             self._unsynced = True
@@ -141,23 +147,55 @@ class FrameRecorder:
 
     def sync(self) -> None:
         """Hand the buffered records to the OS and fsync the file (durable across an OS
-        crash), whatever the policy; nothing to do when nothing was written since the last."""
+        crash), whatever the policy; nothing to do when nothing was written since the last.
+
+        With a periodic policy (``fsync_interval > 0``) the fsync runs in a background thread
+        (at most one at a time; the write to the OS stays here, in order), so the receive path
+        never waits on the disk; with ``0`` it runs here, before the next frame is read, which
+        is what that policy promises."""
         if self._file is None:
             return
         self._file.flush()
         self._synced_ns = time.monotonic_ns()
-        if self._unsynced:
+        if not self._unsynced:
+            return
+        if self._interval_ns:
+            inflight = self._inflight
+            if inflight is not None and not inflight.done():
+                return  # the next interval syncs what this one wrote
+            if self._syncer is None:
+                self._syncer = ThreadPoolExecutor(1, thread_name_prefix="parsec-fast-fsync")
+            self._inflight = self._syncer.submit(os.fsync, self._file.fileno())
+        else:
             os.fsync(self._file.fileno())
-            self._unsynced = False
-            self.syncs += 1
+        self._unsynced = False
+        self.syncs += 1
+
+    def _settle_background_sync(self) -> None:
+        """Wait for the background fsync in flight (if any) and stop its thread."""
+        if self._inflight is not None:
+            try:
+                self._inflight.result()
+            except OSError as exc:  # try again in close(); it reports a persistent failure
+                log.warning("background fsync of %s failed: %s", self.path, exc)
+                self._unsynced = True
+            self._inflight = None
+        if self._syncer is not None:
+            self._syncer.shutdown(wait=True)
+            self._syncer = None
 
     def close(self) -> None:
         """Flush (and fsync, unless ``fsync_interval`` is None) and close; idempotent."""
         if self._file is None:
             return
         try:
+            self._settle_background_sync()
             if self._interval_ns is not None:
-                self.sync()
+                self._file.flush()
+                if self._unsynced:
+                    os.fsync(self._file.fileno())
+                    self._unsynced = False
+                    self.syncs += 1
             else:
                 self._file.flush()
         finally:

@@ -143,6 +143,10 @@ def render_chart(combined: dict[str, Any], path: Path) -> str | None:
     e2e = suites.get("e2e", {})
     if _e2e_rows(e2e):
         panels.append(("end to end over loopback (deltas/s, higher is better)", _e2e_rows(e2e), "/s"))
+    relay_rows = _relay_rows(suites.get("relay", {}))
+    if relay_rows:
+        panels.append(("NATS relay vs direct WebSocket (deltas/s, higher is better)",
+                       relay_rows, "/s"))
     latency = _latency_cell(suites.get("latency", {}))
     if not panels and latency is None:
         return "chart skipped: no suite produced figures"
@@ -441,6 +445,16 @@ def _latency_md(data: dict[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
+
+def _relay_md(data: dict[str, Any]) -> str:
+    from .relay.report import relay_markdown  # the relay suite renders itself
+    return relay_markdown(data)
+
+
+def _relay_rows(data: dict[str, Any]) -> list[tuple[str, float]]:
+    from .relay.report import relay_rows
+    return relay_rows(data) if isinstance(data, dict) else []
+
 def _generic_md(data: dict[str, Any]) -> str:
     parts = []
     for path, rows in _tables(data)[:6]:
@@ -480,6 +494,7 @@ def results_markdown(combined: dict[str, Any], *, has_chart: bool, notes: str = 
         lines += ["![benchmark chart](results.png)", ""]
     titles = {"book": "Suite 1: book apply", "parse": "Suite 2: parse + apply",
               "e2e": "Suite 3: end to end over loopback", "memory": "Suite 4: memory and scale",
+              "relay": "NATS relay: consumers vs the direct WebSocket",
               "latency": "Suite 5: latency, server send to visible in user code"}
     for name, data in combined.get("suites", {}).items():
         lines += [f"## {titles.get(name, name)}", ""]
@@ -488,6 +503,7 @@ def results_markdown(combined: dict[str, Any], *, has_chart: bool, notes: str = 
                       f"Not run: {data['not_run']}", ""]
             continue
         render = {"book": _book_md, "parse": _parse_md, "e2e": _e2e_md, "memory": _memory_md,
+                  "relay": _relay_md,
                   "latency": _latency_md}
         body = render.get(name, _generic_md)(data)
         lines += [body, ""]

@@ -21,6 +21,7 @@ SUITES: dict[str, tuple[str, str]] = {
     "parse": ("bench_parse.py", "parse + apply (ns/frame)"),
     "e2e": ("bench_e2e.py", "end to end over loopback (deltas/s)"),
     "memory": ("bench_memory.py", "memory and scale (RSS)"),
+    "relay": ("bench_relay.py", "NATS relay vs the direct WebSocket (deltas/s, us, CPU)"),
     "latency": ("bench_latency.py", "server send to visible in user code (us, paced)"),
 }
 

@@ -168,7 +168,6 @@ def test_reader_feeds_fast_subscriptions_in_place_and_hands_back_the_rest() -> N
 
 
 # -- end to end (nats-server) -------------------------------------------------------------------
-pytestmark_nats = needs_nats
 
 
 @needs_nats

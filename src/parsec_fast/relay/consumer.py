@@ -39,9 +39,7 @@ import os
 import random
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
@@ -56,8 +54,10 @@ from ..rules import BookKey
 from ..selectors import MarketSelector
 from . import frames, wire
 from .control import import_nats
+from .consumer_conn import MAX_HELD, BookStream, ConsumerConnection, split_url
 from .link import LinkError, NatsLink
 
+_Histogram: Any
 try:  # the client's run-long latency histogram, where this version of the client has one
     from .._histogram import LatencyHistogram as _Histogram
 except ImportError:  # pragma: no cover
@@ -66,65 +66,6 @@ except ImportError:  # pragma: no cover
 __all__ = ["NatsTransport", "MAX_HELD"]
 
 log: logging.Logger = logging.getLogger("parsec_fast.relay")
-
-#: Stream messages held per book while its snapshot is awaited (oldest dropped past it: the
-#: replay then sees the hole and resyncs again).
-MAX_HELD = 4096
-
-
-@dataclass(slots=True)
-class _Book:
-    """One subscribed book subject on the current connection."""
-
-    key: BookKey
-    parsec_id: str
-    outcome: str
-    subject: bytes
-    sid: int
-    holding: bool = True
-    next_rseq: int = 0
-    held: deque[wire.Batch] = field(default_factory=lambda: deque(maxlen=MAX_HELD))
-
-
-class _Conn:
-    """One connection attempt: its links, relay epoch, books and why it ended."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.link: NatsLink | None = None
-        self.nc: Any = None
-        self.reader: NatsFeedReader | None = None
-        self.epoch: int | None = None
-        self.lease_ttl = 10.0
-        self.auth: asyncio.Future[str] = loop.create_future()
-        self.closed = asyncio.Event()
-        self.error: ParsecConnectionError | None = None
-        self.ended_by_us = False
-        self.authenticated = False
-        self.goodbye: asyncio.Task[None] | None = None
-        self.hb_sid = -1
-        self.inbox_sid = -1
-        self.books: dict[BookKey, _Book] = {}
-        self.by_sid: dict[int, _Book] = {}
-        self.by_subject: dict[bytes, _Book] = {}
-        self.wants: dict[BookKey, MarketSelector] = {}
-        self.outbox: asyncio.Queue[bytes] = asyncio.Queue()
-        self.tasks: list[asyncio.Task[None]] = []
-        self.python_frames = 0
-
-    def drop(self, error: ParsecConnectionError | None) -> None:
-        """End the connection; ``error`` is why (None: the client is closing)."""
-        if not self.ended_by_us and not self.closed.is_set():
-            self.ended_by_us = True
-            self.error = error
-        self.closed.set()
-
-
-def _split_url(url: str) -> tuple[str, str]:
-    """(NATS server URL without path, subject prefix)."""
-    parts = urlsplit(url)
-    prefix = parts.path.strip("/") or wire.DEFAULT_PREFIX
-    return urlunsplit((parts.scheme, parts.netloc, "", "", "")), wire.validate_prefix(prefix)
-
 
 class NatsTransport:
     """The relay consumer's transport (see the module docstring); built by ``Client`` from the
@@ -135,7 +76,7 @@ class NatsTransport:
         self.url: str = url
         self.config: ClientConfig = config
         self.handlers: SessionHandlers = handlers
-        self.nats_url, self.prefix = _split_url(url)
+        self.nats_url, self.prefix = split_url(url)
         self._auth_frame = auth_frame
         self._feed = feed
         self._rng = random.Random(config.seed)
@@ -143,7 +84,7 @@ class NatsTransport:
         self.consumer_id: str = os.urandom(8).hex()
         self._inbox = f"_INBOX.pfr.{self.consumer_id}"
         self._control = wire.control_subject(self.prefix)
-        self._conn: _Conn | None = None
+        self._conn: ConsumerConnection | None = None
         self._closing = False
         self._tap: FrameTap | None = None
         self._latency_ns: deque[int] = deque(maxlen=4096)
@@ -264,17 +205,17 @@ class NatsTransport:
             conn.drop(None)
 
     # -- books --------------------------------------------------------------------------------
-    def _add_book(self, conn: _Conn, sel: MarketSelector) -> None:
+    def _add_book(self, conn: ConsumerConnection, sel: MarketSelector) -> None:
         assert conn.link is not None
         pid, outcome = sel.canonical_id, sel.outcome_or_default
         subject = wire.book_subject(self.prefix, pid, outcome)
         sid = conn.link.subscribe(subject)
-        book = _Book(sel.key, pid, outcome, subject.encode(), sid)
+        book = BookStream(sel.key, pid, outcome, subject.encode(), sid)
         conn.books[sel.key] = book
         conn.by_sid[sid] = book
         conn.by_subject[book.subject] = book
 
-    def _drop_book(self, conn: _Conn, key: BookKey) -> None:
+    def _drop_book(self, conn: ConsumerConnection, key: BookKey) -> None:
         book = conn.books.pop(key, None)
         if book is None:
             return
@@ -283,7 +224,7 @@ class NatsTransport:
         if conn.link is not None:
             conn.link.unsubscribe(book.sid)
 
-    def _hold(self, conn: _Conn, book: _Book) -> None:
+    def _hold(self, conn: ConsumerConnection, book: BookStream) -> None:
         if not book.holding:
             book.holding = True
             book.held.clear()
@@ -291,7 +232,7 @@ class NatsTransport:
                 conn.reader.set_slow(book.sid)
 
     # -- receive path (Python side) -----------------------------------------------------------
-    def _feed_frames(self, conn: _Conn, frames_: list[bytes]) -> None:
+    def _feed_frames(self, conn: ConsumerConnection, frames_: list[bytes]) -> None:
         feed, tap = self._feed, self._tap
         now = time.monotonic_ns()
         limit = self.config.max_message_size
@@ -308,7 +249,7 @@ class NatsTransport:
         if conn.reader is not None:
             conn.reader.count_frames(len(frames_))
 
-    def _on_message(self, conn: _Conn, sid: int, payload: bytes) -> None:
+    def _on_message(self, conn: ConsumerConnection, sid: int, payload: bytes) -> None:
         if conn.closed.is_set():
             return
         try:
@@ -333,7 +274,7 @@ class NatsTransport:
             else:
                 self._stream(conn, book, batch)
 
-    def _stream(self, conn: _Conn, book: _Book, batch: wire.Batch) -> None:
+    def _stream(self, conn: ConsumerConnection, book: BookStream, batch: wire.Batch) -> None:
         """A stream message for a live book, on the Python path."""
         lost = batch.rseq != book.next_rseq
         book.next_rseq = batch.rseq + 1
@@ -347,7 +288,7 @@ class NatsTransport:
         if conn.reader is not None and not book.holding and conn.epoch is not None:
             conn.reader.set_fast(book.sid, conn.epoch, book.next_rseq)
 
-    def _on_heartbeat(self, conn: _Conn, batch: wire.Batch) -> None:
+    def _on_heartbeat(self, conn: ConsumerConnection, batch: wire.Batch) -> None:
         if conn.epoch is not None and batch.epoch != conn.epoch:
             if batch.kind == wire.Kind.HEARTBEAT:
                 conn.drop(ConnectionClosedError("the relay restarted (new epoch)", url=self.url))
@@ -358,7 +299,7 @@ class NatsTransport:
         if batch.kind == wire.Kind.HEARTBEAT:
             self._feed_frames(conn, batch.frames)
 
-    def _on_reply(self, conn: _Conn, batch: wire.Batch) -> None:
+    def _on_reply(self, conn: ConsumerConnection, batch: wire.Batch) -> None:
         if batch.kind != wire.Kind.REPLY or batch.epoch != conn.epoch:
             return
         book = conn.by_subject.get(batch.key) if batch.key else None
@@ -388,7 +329,7 @@ class NatsTransport:
             self.latency_histogram.record_since(reader.last_receive_ns)
 
     # -- sending ------------------------------------------------------------------------------
-    async def _publish(self, conn: _Conn, body: bytes) -> None:
+    async def _publish(self, conn: ConsumerConnection, body: bytes) -> None:
         nc = conn.nc
         if nc is None or nc.is_closed:
             return
@@ -397,7 +338,7 @@ class NatsTransport:
         except Exception as exc:  # the connection is ending: its own callback says why
             log.debug("relay consumer: publish failed: %s", exc)
 
-    async def _sender(self, conn: _Conn) -> None:
+    async def _sender(self, conn: ConsumerConnection) -> None:
         link = conn.link
         assert link is not None
         while True:
@@ -410,10 +351,11 @@ class NatsTransport:
                 return
             await self._publish(conn, wire.envelope(self.consumer_id, self._inbox, frame=frame))
 
-    async def _leases(self, conn: _Conn) -> None:
+    async def _leases(self, conn: ConsumerConnection) -> None:
         while True:
             await asyncio.sleep(conn.lease_ttl / 3)
-            wants = [[s.canonical_id, s.outcome_or_default, s.depth] for s in conn.wants.values()]
+            wants: list[list[object]] = [[s.canonical_id, s.outcome_or_default, s.depth]
+                                         for s in conn.wants.values()]
             await self._publish(conn, wire.envelope(self.consumer_id, self._inbox, op="lease",
                                                     wants=wants))
 
@@ -431,7 +373,7 @@ class NatsTransport:
         ever_authenticated = False
         loop = asyncio.get_running_loop()
         while not self._closing:
-            conn = _Conn(loop)
+            conn = ConsumerConnection(loop)
             self._conn = conn
             try:
                 error = await self._serve(conn, attempt)
@@ -462,7 +404,7 @@ class NatsTransport:
             self.handlers.reconnecting(attempt, delay, error)
             await asyncio.sleep(delay)
 
-    async def _serve(self, conn: _Conn, attempt: int) -> ParsecConnectionError | None:
+    async def _serve(self, conn: ConsumerConnection, attempt: int) -> ParsecConnectionError | None:
         cfg = self.config
         nats = import_nats()
         reader = NatsFeedReader(self._feed, cfg.max_message_size, cfg.latency_sample_every)
@@ -503,6 +445,11 @@ class NatsTransport:
                                        cause=exc)
         if conn.closed.is_set():
             return conn.error
+        if getattr(cfg, "busy_poll", False):
+            # as on the WebSocket: the loop stops sleeping in the kernel until _end
+            from ..client.busypoll import BusyPoll
+            conn.busy = BusyPoll.of(asyncio.get_running_loop())
+            conn.busy.acquire()
         try:
             msg = await conn.nc.request(
                 self._control, wire.envelope(self.consumer_id, self._inbox,
@@ -541,9 +488,12 @@ class NatsTransport:
         await conn.closed.wait()
         return conn.error
 
-    async def _end(self, conn: _Conn, will_reconnect: bool) -> None:
+    async def _end(self, conn: ConsumerConnection, will_reconnect: bool) -> None:
         """Forget a finished connection; tell the client if it was authenticated."""
         conn.drop(conn.error)
+        if conn.busy is not None:  # never leave the loop spinning behind a connection
+            conn.busy.release()
+            conn.busy = None
         for task in conn.tasks:
             task.cancel()
         if conn.goodbye is not None:

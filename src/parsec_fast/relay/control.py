@@ -96,7 +96,7 @@ class ControlService:
             max_reconnect_attempts=-1, reconnect_time_wait=0.25, error_cb=error,
             disconnected_cb=disconnected, reconnected_cb=reconnected)
         await self._nc.subscribe(self.subject, cb=self._on_msg)
-        await self._nc.flush(timeout)
+        await self._nc.flush(int(max(1, timeout)))
 
     async def close(self) -> None:
         """Unsubscribe and close the connection."""
@@ -130,7 +130,8 @@ class ControlService:
             log.debug("relay: unreadable control envelope %r", data[:80])
             return
         consumer: str = env["consumer"]
-        inbox = env.get("inbox") if isinstance(env.get("inbox"), str) else ""
+        raw_inbox = env.get("inbox")
+        inbox: str = raw_inbox if isinstance(raw_inbox, str) else ""
         handler = self._handler
         op = env.get("op")
         if op == "bye":

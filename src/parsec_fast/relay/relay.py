@@ -47,7 +47,7 @@ from .._feed import FeedHandler, Subscription
 from .._relayscan import BookOut, RelayTap
 from ..client.client import Client
 from ..client.config import ClientConfig
-from ..client.session import FrameTap, Session, SessionHandlers
+from ..client.session import Session, SessionHandlers
 from ..codes import ErrorCode
 from ..errors import SubscriptionError
 from ..events import BookInvalid, BookRecovered, SubscriptionFailed
@@ -57,6 +57,7 @@ from . import frames, wire
 from .config import RelayConfig
 from .control import ControlService
 from .link import LinkError, NatsLink
+from .upstream import RelaySession
 from .wants import Consumer, Wants
 
 __all__ = ["Relay", "RelayStats"]
@@ -83,27 +84,6 @@ class RelayStats:
     consumers: int = 0
     books: int = 0
     waiting: int = 0
-
-
-class _RelaySession(Session):
-    """The WebSocket session with the relay's tap first; a recording tap (``record_path``)
-    is chained after it instead of replacing it."""
-
-    def __init__(self, url: str, auth_frame: bytes, config: ClientConfig, feed: FeedHandler,
-                 handlers: SessionHandlers, relay_tap: FrameTap) -> None:
-        super().__init__(url, auth_frame, config, feed, handlers, tap=relay_tap)
-        self._relay_tap = relay_tap
-
-    def set_tap(self, tap: FrameTap | None) -> None:
-        relay_tap = self._relay_tap
-        if tap is None:
-            super().set_tap(relay_tap)
-            return
-
-        def both(payload: bytes, mono_ns: int, last: bool) -> None:
-            relay_tap(payload, mono_ns, last)
-            tap(payload, mono_ns, last)
-        super().set_tap(both)
 
 
 class Relay:
@@ -151,7 +131,7 @@ class Relay:
     def _make_session(self, url: str, auth_frame: bytes, config: ClientConfig,
                       feed: FeedHandler, handlers: SessionHandlers) -> Session:
         self._feed = feed
-        return _RelaySession(url, auth_frame, config, feed, handlers, self._tap)
+        return RelaySession(url, auth_frame, config, feed, handlers, self._tap)
 
     async def start(self, timeout: float = 10.0) -> Relay:
         """Connect to NATS, then to Parsec (its typed errors are raised as the client raises

@@ -358,10 +358,10 @@ async def _throughput(args: argparse.Namespace, cpus: tuple[int | None, int | No
                 await client.ask("arm")
                 if name == "nats-drain":
                     client.signal(signal.SIGSTOP)
+                before = await relay.ask("stats") if relay is not None else None
                 blast = await server.ask("blast", n=args.deltas)
                 target = blast["expected"][0]
-                if relay is not None:
-                    await relay.ask("wait_seqs", seqs=target)
+                after = await relay.ask("wait_seqs", seqs=target) if relay is not None else None
                 t_cont = 0.0
                 if name == "nats-drain":
                     await asyncio.sleep(0.5)   # nats-server holds the rest for the consumer
@@ -378,9 +378,13 @@ async def _throughput(args: argparse.Namespace, cpus: tuple[int | None, int | No
                        "deltas_per_s": blast["frames"] / elapsed, "client_cpu_s": cpu,
                        "deltas_per_cpu_s": blast["frames"] / cpu if cpu > 0 else None,
                        "books_valid": res["valid"], "gaps": res["gaps"]}
-                if relay is not None:
-                    st = await relay.ask("stats")
-                    run["frames_per_message"] = st["frames_out"] / max(1, st["messages_out"])
+                if before is not None and after is not None:
+                    frames = after["frames_in"] - before["frames_in"]
+                    run["frames_per_message"] = (after["frames_out"] - before["frames_out"]) / \
+                        max(1, after["messages_out"] - before["messages_out"])
+                    # the relay's CPU per upstream frame (tap, own feed, republish) at saturation
+                    run["relay_us_per_frame"] = (after["cpu_s"] - before["cpu_s"]) / \
+                        max(1, frames) * 1e6
                 runs.append(run)
             finally:
                 for child in (client, relay, server):
@@ -396,9 +400,13 @@ async def _throughput(args: argparse.Namespace, cpus: tuple[int | None, int | No
                "deltas_per_run": args.deltas}
         if "frames_per_message" in good[0]:
             res["frames_per_message"] = statistics.median(r["frames_per_message"] for r in good)
+            res["relay_us_per_frame"] = statistics.median(r["relay_us_per_frame"] for r in good)
         out[name] = res
+        relay_cost = (f", relay {res['relay_us_per_frame']:.2f} us CPU per frame, "
+                      f"{res['frames_per_message']:.0f} frames per message"
+                      if "relay_us_per_frame" in res else "")
         print(f"  throughput {name:11s} {res['deltas_per_s'] / 1e6:6.2f} M deltas/s wall, "
-              f"{res['deltas_per_cpu_s'] / 1e6:6.2f} M per client CPU-s", flush=True)
+              f"{res['deltas_per_cpu_s'] / 1e6:6.2f} M per client CPU-s{relay_cost}", flush=True)
     return out
 
 

@@ -23,6 +23,10 @@ def _n(v: Any, digits: int = 0) -> str:
     return f"{v:,.{digits}f}" if isinstance(v, (int, float)) else str(v)
 
 
+def _us(v: Any) -> str:
+    return "-" if v is None else f"{v:.2f} µs"
+
+
 def relay_rows(data: dict[str, Any]) -> list[tuple[str, float]]:
     """(contender, deltas/s) of the throughput runs, fastest first."""
     rows = [(f"relay {k}", float(v["deltas_per_s"])) for k, v in data.get("throughput", {}).items()
@@ -38,13 +42,14 @@ def relay_markdown(data: dict[str, Any]) -> str:
              f"to CPU {meta.get('client_cpu')}, the local server, the relay and nats-server to "
              f"CPU {meta.get('back_cpu')}."]
     rows = ["| contender | deltas/s (wall) | deltas per client CPU-s | frames per NATS message "
-            "| books valid | what |", "|---|---|---|---|---|---|"]
+            "| relay CPU per frame | books valid | what |", "|---|---|---|---|---|---|---|"]
     for name, r in data.get("throughput", {}).items():
         if "error" in r:
-            rows.append(f"| `{name}` | error | - | - | - | {r['error'][:60]} |")
+            rows.append(f"| `{name}` | error | - | - | - | - | {r['error'][:60]} |")
             continue
         rows.append(f"| `{name}` | {_n(r.get('deltas_per_s'))} | {_n(r.get('deltas_per_cpu_s'))} "
-                    f"| {_n(r.get('frames_per_message'), 1)} | {_n(r.get('books_valid'))} "
+                    f"| {_n(r.get('frames_per_message'), 1)} "
+                    f"| {_us(r.get('relay_us_per_frame'))} | {_n(r.get('books_valid'))} "
                     f"| {_LABELS.get(name, '')} |")
     parts.append("\n".join(rows))
     lat = data.get("latency", {})

@@ -91,7 +91,7 @@ async def test_same_events_and_books_as_default_mode() -> None:
 
 
 def test_same_books_with_the_spinning_selector() -> None:
-    result = run_in_loop(_fault_scenario(True), busy_loop_factory())
+    result = run_in_loop(_fault_scenario(True), busy_loop_factory(use_uvloop=False))
     assert result["mechanism"] == "selector"
     assert {"book_invalid", "book_recovered", "reconnecting"} <= result["kinds"]
 
@@ -148,7 +148,7 @@ async def test_timers_tasks_and_no_sleep_callback_mechanism() -> None:
 
 
 def test_timers_tasks_and_no_sleep_selector_mechanism() -> None:
-    r = run_in_loop(_never_sleeps_and_runs_everything(), busy_loop_factory())
+    r = run_in_loop(_never_sleeps_and_runs_everything(), busy_loop_factory(use_uvloop=False))
     assert r["mechanism"] == "selector"
     _check_spinning(r)
 
@@ -194,12 +194,15 @@ def test_run_busy_poll_spins_for_the_whole_of_main() -> None:
         poller = BusyPoll.of()
         return poller.spinning, poller.mechanism
 
-    assert run(main(), busy_poll=True) == (True, "selector")
+    assert run(main(), busy_poll=True, use_uvloop=False) == (True, "selector")
     assert run(main()) == (False, "callback")
     try:
         import uvloop  # noqa: F401
     except ImportError:
+        assert run(main(), busy_poll=True) == (True, "selector")
         return
+    # with uvloop installed, busy polling uses it (as the default mode does)
+    assert run(main(), busy_poll=True) == (True, "callback")
     assert run(main(), busy_poll=True, use_uvloop=True) == (True, "callback")
 
 
@@ -218,7 +221,7 @@ def test_poller_is_shared_and_counted() -> None:
         return seen
 
     assert run_in_loop(main(), None) == [False, True, False]
-    assert run_in_loop(main(), busy_loop_factory()) == [False, True, False]
+    assert run_in_loop(main(), busy_loop_factory(use_uvloop=False)) == [False, True, False]
 
 
 def test_spin_selector_honours_timeouts() -> None:
@@ -275,15 +278,12 @@ CHILD = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("how", ["run", "run-uvloop"])
+@pytest.mark.parametrize("how", ["asyncio", "uvloop"])
 def test_ctrl_c_stops_a_busy_polling_process(how: str) -> None:
-    if how == "run-uvloop":
+    if how == "uvloop":
         pytest.importorskip("uvloop")
-        runner = "run(main(), use_uvloop=True, busy_poll=True)"
-        uvloop = "True"
-    else:
-        runner = "run(main(), busy_poll=True)"
-        uvloop = "False"
+    uvloop = "True" if how == "uvloop" else "False"
+    runner = f"run(main(), use_uvloop={uvloop}, busy_poll=True)"
     code = CHILD.format(src=SRC, runner=runner, uvloop=uvloop)
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)

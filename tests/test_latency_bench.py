@@ -42,10 +42,10 @@ def test_quick_latency_bench_runs_and_reports(tmp_path: Path) -> None:
                 assert c["books_ok"] is True, (key, name)
         assert "p50_x_busypoll" in cell["contenders"]["pf-busy-iterator"]
     assert {t["what"] for t in data["targets"]} >= {
-        "pf-callback p50 <= 1.1x raw-blocking", "pf-busy-iterator p999 <= 3.0x raw-busypoll"}
+        "pf-callback p50 <= 1.1x raw-blocking", "pf-busy-iterator p999 <= 3.0x busy-poll floor"}
     combined = {"meta": benchreport.machine(), "suites": {"latency": data}}
     md = benchreport.results_markdown(combined, has_chart=False)
-    assert "Suite 5: latency" in md and "`pf-busy-iterator`" in md and "× raw-busypoll" in md
+    assert "Suite 5: latency" in md and "`pf-busy-iterator`" in md and "× busy-poll floor" in md
     assert any("pf-callback" in line for line in benchreport.headline(combined))
     pytest.importorskip("matplotlib")
     assert benchreport.render_chart(combined, tmp_path / "chart.png") is None

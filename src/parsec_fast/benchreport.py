@@ -404,7 +404,8 @@ def _latency_md(data: dict[str, Any]) -> str:
         f"{meta.get('rounds')} interleaved rounds of {meta.get('seconds')} s per contender and "
         f"configuration (the first {meta.get('warmup_s')} s of each dropped); each figure is the "
         f"median over rounds, [min–max] the spread; ratios are the median of per-round ratios "
-        f"to the floor measured in the same round (p50 / p99 / p99.9). Client CPU: user+system "
+        f"to the floor measured in the same round (p50 / p99 / p99.9; the busy-poll floor is the "
+        f"lower of `raw-busypoll` and `raw-epollspin` in that round). Client CPU: user+system "
         f"CPU-seconds of the client process per second of the paced phase (1.00 = one core). "
         f"Load average (1 min) at start {_load(meta, 'loadavg_start')}, at end "
         f"{_load(meta, 'loadavg_end')} ({meta.get('cores', os.cpu_count())} shared cores)."]
@@ -430,7 +431,7 @@ def _latency_md(data: dict[str, Any]) -> str:
         parts.append(f"**{key}** ({_fmt(next(iter(cell.get('contenders', {}).values()), {}).get('deltas_per_round'))} "
                      f"deltas per round after warm-up):")
         parts.append(_table(["contender", "p50 µs", "p99 µs", "p99.9 µs", "client CPU",
-                             "× raw-blocking", "× raw-busypoll", "all events, in order",
+                             "× raw-blocking", "× busy-poll floor", "all events, in order",
                              "final books"], rows))
     labels = meta.get("labels", {})
     if labels:

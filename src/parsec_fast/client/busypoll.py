@@ -1,8 +1,8 @@
 """Busy-poll receive mode: an event loop that never sleeps in the kernel while it is asked to.
 
 ``Client(..., busy_poll=True)`` holds the loop's :class:`BusyPoll` from the moment a
-connection's WebSocket is open until the connection ended; ``run(main, busy_poll=True)`` holds
-it for the whole of ``main``. While it is held the loop does not block in ``epoll_wait``: it
+connection's WebSocket is open until the connection ended (so it sleeps again while it backs off
+to reconnect); ``run(main, busy_poll=True)`` holds it for the whole of ``main``. While it is held the loop does not block in ``epoll_wait``: it
 polls its file descriptors with a zero timeout, again and again, and runs its timers, ready
 callbacks and other tasks between polls exactly as it would after a wake-up. Nothing else
 changes: the same listener, the same frames, the same events, in the same order.
@@ -13,17 +13,26 @@ wake-up, not parsing, is most of the send-to-visible latency of a sleeping clien
 (``bench/bench_latency.py``; ``bench/RESULTS.md`` has the figures). A loop that never sleeps
 sees the bytes as soon as the kernel queued them.
 
-Two mechanisms, chosen by loop (measured with ``bench/bench_latency.py``, see
-``bench/results_notes.md``):
+Two mechanisms, one per kind of loop, both chosen by measurement (``bench/bench_latency.py``;
+the figures are in ``bench/results_notes.md``):
 
-* **Spinning selector** (asyncio loops this module creates: :func:`busy_loop_factory`, which
-  :func:`~parsec_fast.client.runner.run` and :meth:`Client.run` use): a
-  ``SelectorEventLoop`` over :class:`SpinSelector`, an epoll selector whose blocking waits
-  become a loop of ``epoll_wait(0)`` until a descriptor is ready or the loop's next timer is
-  due. The wait loop is three calls; asyncio's own iteration runs only when there is work.
-* **Spinning callback** (any other loop: uvloop, a loop the application made): a callback that
-  re-schedules itself with ``call_soon``, so the loop always has a ready callback and polls
-  with a zero timeout instead of sleeping. One callback and one loop iteration per poll.
+* **Spinning callback** (uvloop, and any loop this module did not make): a callback that
+  re-schedules itself with ``call_soon``, so the loop always has a ready callback and polls with
+  a zero timeout instead of sleeping. Under uvloop one turn is ~0.8 µs (libuv's iteration in C),
+  and a frame then goes from the socket to the listener without Python in between: the lowest
+  send-to-visible latency measured, so it is what :func:`busy_loop_factory` gives when uvloop is
+  installed (as the default mode uses uvloop). Under asyncio a turn is ~1.9 µs (its
+  ``_run_once`` is Python).
+* **Spinning selector** (asyncio loops from :func:`busy_loop_factory`, when uvloop is not
+  installed or ``use_uvloop=False``): a ``SelectorEventLoop`` over :class:`SpinSelector`, an
+  epoll selector whose blocking waits become a loop of ``epoll_wait(0)`` (~0.3 µs a turn) until
+  a descriptor is ready or the loop's next timer is due; asyncio's own iteration runs only when
+  there is work. Lower latency than the spinning callback on asyncio.
+
+Tried and dropped: a spinning callback that also polls the connection's socket with its own
+``epoll_wait(0)`` between uvloop iterations (no better than the plain one). The socket's
+``SO_BUSY_POLL`` option busy-polls a NIC's queue inside the kernel; on loopback, with no NAPI
+device, it does nothing (measured: the blocking floor does not move), so it is not used.
 
 Cost and bounds: it is one thread, so it uses exactly one core, all of it, the whole time it is
 held (``getrusage`` shows ~1 CPU-second per second), whatever the message rate. Use it only
@@ -64,7 +73,8 @@ class SpinSelector(selectors.EpollSelector):
         if not self.spinning or (timeout is not None and timeout <= 0):
             return super().select(timeout)
         poll = self._selector.poll  # type: ignore[attr-defined]  # the select.epoll
-        max_ev = max(len(self.get_map()), 1)
+        fd_to_key = self._fd_to_key  # type: ignore[attr-defined]  # (a mapping per call: slow)
+        max_ev = max(len(fd_to_key), 1)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             ready = poll(0, max_ev)
@@ -74,7 +84,7 @@ class SpinSelector(selectors.EpollSelector):
                 return []
             if not self.spinning:  # released from a signal handler while we spun
                 return []
-        key_of = self.get_map().get
+        key_of = fd_to_key.get
         out = []
         for fd, ev in ready:
             key = key_of(fd)
@@ -91,18 +101,19 @@ _SELECTORS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SpinSelector] =
     weakref.WeakKeyDictionary()
 
 
-def busy_loop_factory(use_uvloop: bool | None = False) -> Callable[[], asyncio.AbstractEventLoop]:
-    """The event-loop factory for busy polling: asyncio's selector loop over a
-    :class:`SpinSelector` (the default: the lowest latency measured), or with
-    ``use_uvloop=True`` uvloop's loop (a spinning callback; ImportError naming the fix if
-    uvloop is missing)."""
-    if use_uvloop:
+def busy_loop_factory(use_uvloop: bool | None = None) -> Callable[[], asyncio.AbstractEventLoop]:
+    """The event-loop factory for busy polling: uvloop's loop (spinning callback) when it is
+    installed (None) or forced (True: ImportError naming the fix if it is missing); asyncio's
+    selector loop over a :class:`SpinSelector` otherwise or with ``use_uvloop=False``."""
+    if use_uvloop is not False:
         try:
             import uvloop
         except ImportError:
-            raise ImportError("use_uvloop=True but uvloop is not installed: pip install uvloop "
-                              "(or parsec_fast[uvloop])") from None
-        return uvloop.new_event_loop
+            if use_uvloop:
+                raise ImportError("use_uvloop=True but uvloop is not installed: pip install "
+                                  "uvloop (or parsec_fast[uvloop])") from None
+        else:
+            return uvloop.new_event_loop
 
     def factory() -> asyncio.AbstractEventLoop:
         selector = SpinSelector()
@@ -136,7 +147,7 @@ class BusyPoll:
 
     @property
     def mechanism(self) -> Mechanism:
-        """``"selector"`` on a loop from :func:`busy_loop_factory` (asyncio), else
+        """``"selector"`` on an asyncio loop from :func:`busy_loop_factory`, else
         ``"callback"``."""
         return "selector" if self._selector is not None else "callback"
 

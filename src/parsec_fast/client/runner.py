@@ -18,11 +18,10 @@ def loop_factory(use_uvloop: bool | None = None, *,
     (True: ImportError naming the fix if it is missing), or asyncio's default (False).
 
     With ``busy_poll``, a loop built to busy-poll
-    (:func:`~parsec_fast.client.busypoll.busy_loop_factory`): asyncio's selector loop over a
-    spinning selector unless ``use_uvloop`` is True (uvloop is not faster here: its spinning
-    costs a loop iteration per poll; see ``bench/results_notes.md``)."""
+    (:func:`~parsec_fast.client.busypoll.busy_loop_factory`): uvloop's by the same rule (the
+    lowest latency measured), else asyncio's selector loop over a spinning selector."""
     if busy_poll:
-        return busy_loop_factory(use_uvloop is True)
+        return busy_loop_factory(use_uvloop)
     if use_uvloop is False:
         return None
     try:

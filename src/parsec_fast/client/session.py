@@ -78,6 +78,12 @@ class _Connection:
         #: The loop's busy poller while this connection holds it (``busy_poll``).
         self.busy: BusyPoll | None = None
 
+    def release_busy(self) -> None:
+        """Give the busy poller back (the loop may sleep again); idempotent."""
+        if self.busy is not None:
+            self.busy.release()
+            self.busy = None
+
     def transport_connected(self, transport: WSTransport) -> None:
         self.transport = transport
 
@@ -248,9 +254,7 @@ class Session:
                 self._end(conn, will_reconnect=False)
                 raise
             except BaseException:
-                if conn.busy is not None:  # never leave the loop spinning behind a failure
-                    conn.busy.release()
-                    conn.busy = None
+                conn.release_busy()  # never leave the loop spinning behind a failure
                 raise
             attempt += 1
             ever_authenticated = ever_authenticated or conn.authenticated
@@ -316,9 +320,7 @@ class Session:
         """Forget a finished connection; tell the client if it was authenticated."""
         if conn.transport is not None and not conn.transport.is_disconnected:
             conn.transport.disconnect(graceful=False)
-        if conn.busy is not None:
-            conn.busy.release()
-            conn.busy = None
+        conn.release_busy()
         conn.listener = None
         if not conn.auth.done():
             conn.auth.cancel()

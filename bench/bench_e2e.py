@@ -31,10 +31,16 @@ Contenders:
 * ``native-uvloop`` / ``native-asyncio``: ``parsec_fast.Client(parser="native")`` (Cython picows
   listener + zero-allocation scanner), with and without uvloop.
 * ``orjson-uvloop``: ``parsec_fast.Client(parser="orjson")``.
-* ``compat``: ``parsec_fast.compat.ParsecWebSocket`` (drop-in for the SDK), asyncio loop (as SDK
-  users run it); skipped if the module is absent.
-* ``sdk``: the official SDK's ``parsec_api.streaming.ParsecWebSocket`` (websockets + json + lists),
-  asyncio loop, no event handler registered (it builds its event objects anyway).
+* ``compat-<shape>`` / ``sdk-<shape>``: ``parsec_fast.compat.ParsecWebSocket`` (the drop-in) and
+  the official SDK's ``parsec_api.streaming.ParsecWebSocket`` (websockets + json + lists), each
+  with the ``async def`` ``orderbook`` handler an SDK user writes (``bench/bench_compat.py``'s
+  shapes: ``mid`` reads ``book.mid_price``; ``top`` the best bid price and best ask size;
+  ``top5`` sums the sizes of ``bids[:5]`` and ``asks[:5]``; ``keep`` keeps the payload;
+  ``iterate`` reads every level of both sides), asyncio loop (as SDK users run it). A compat
+  row's ratio is to the SDK row with the same handler.
+* ``compat`` / ``sdk``: the same two clients with no handler at all (the SDK builds its event
+  objects anyway; compat then builds none). No SDK user runs without a handler: extra rows,
+  not the compat figures.
 
 Correctness. After the last repeat every contender's books are compared level by level (price
 and size, exact) with the server's own top-``depth`` view of each book and the final seq; the
@@ -71,9 +77,29 @@ CONTENDERS: dict[str, tuple[str, bool]] = {
     "native-uvloop": ("parsec_fast.Client, native scanner, uvloop", True),
     "native-asyncio": ("parsec_fast.Client, native scanner, asyncio loop", False),
     "orjson-uvloop": ("parsec_fast.Client, orjson parser, uvloop", True),
-    "compat": ("parsec_fast.compat.ParsecWebSocket, asyncio loop", False),
-    "sdk": ("official SDK parsec_api.streaming.ParsecWebSocket, asyncio loop", False),
+    "compat": ("parsec_fast.compat.ParsecWebSocket, NO handler (extra row), asyncio loop", False),
+    "sdk": ("official SDK parsec_api.streaming.ParsecWebSocket, no handler, asyncio loop", False),
 }
+#: The orderbook handler shapes of bench/bench_compat.py, one compat and one SDK row each.
+HANDLER_SHAPES = ("mid", "top", "top5", "keep", "iterate")
+_SHAPE_LABELS = {"mid": "reads mid_price", "top": "reads best bid price, best ask size",
+                 "top5": "sums sizes of bids[:5], asks[:5]", "keep": "keeps the payload",
+                 "iterate": "reads every level of both sides"}
+for _shape in HANDLER_SHAPES:
+    CONTENDERS[f"compat-{_shape}"] = (
+        f"parsec_fast.compat.ParsecWebSocket, async handler {_SHAPE_LABELS[_shape]}", False)
+for _shape in HANDLER_SHAPES:
+    CONTENDERS[f"sdk-{_shape}"] = (
+        f"official SDK ParsecWebSocket, async handler {_SHAPE_LABELS[_shape]}", False)
+#: Contenders of the SDK's API (the slow ones: shorter blasts).
+SDK_API = {name for name in CONTENDERS if name.split("-")[0] in ("compat", "sdk")}
+
+
+def _sdk_ratio_base(name: str) -> str:
+    """The SDK row a contender's ratio is to: the same handler shape for compat rows."""
+    if name.startswith("compat-"):
+        return "sdk-" + name.split("-", 1)[1]
+    return "sdk"
 
 # ── server process ─────────────────────────────────────────────────────────────────────────────
 
@@ -223,10 +249,12 @@ class Engine:
 
 
 class SdkLike:
-    """The official SDK's ParsecWebSocket, or our compat drop-in (same API)."""
+    """The official SDK's ParsecWebSocket, or our compat drop-in (same API), with one of
+    bench_compat's orderbook handler shapes (or none)."""
 
-    def __init__(self, module: str) -> None:
+    def __init__(self, module: str, shape: str | None = None) -> None:
         self.module = module
+        self.shape = shape
         self.ws: Any = None
         self.keys: list[Key] = []
 
@@ -234,6 +262,11 @@ class SdkLike:
         mod = __import__(self.module, fromlist=["ParsecWebSocket", "MarketSubscription"])
         self.keys = keys
         self.ws = mod.ParsecWebSocket(api_key="bench", ws_url=url)
+        if self.shape is not None:
+            from bench_compat import Sink, make_handler  # same directory (sys.path[0])
+
+            self.sink = Sink()
+            self.ws.on("orderbook")(make_handler(self.shape, self.sink))
         await self.ws.connect()
         self.ws.subscribe([mod.MarketSubscription(p, o, depth) for p, o in keys])
         deadline = time.monotonic() + 60
@@ -413,10 +446,10 @@ async def _throughput(name: str, args: argparse.Namespace) -> dict[str, Any]:
         contender = Engine("native")
     elif name.startswith("orjson"):
         contender = Engine("orjson")
-    elif name == "compat":
-        contender = SdkLike("parsec_fast.compat")
+    elif name.startswith("compat"):
+        contender = SdkLike("parsec_fast.compat", name.partition("-")[2] or None)
     else:
-        contender = SdkLike("parsec_api.streaming")
+        contender = SdkLike("parsec_api.streaming", name.partition("-")[2] or None)
     result: dict[str, Any] = {"runs": []}
     try:
         await contender.start(server.url, keys, args.depth)
@@ -544,7 +577,7 @@ def _available(name: str) -> str | None:
     """None if the contender can run here, else why not."""
     mods = {"compat": "parsec_fast.compat", "sdk": "parsec_api.streaming",
             "native-uvloop": "uvloop", "orjson-uvloop": "uvloop", "count-bytes": "uvloop"}
-    mod = mods.get(name)
+    mod = mods.get(name.split("-")[0] if name in SDK_API else name)
     if mod is None:
         return None
     try:
@@ -584,8 +617,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--deltas", type=int, default=None,
                     help="deltas per blast (default 400000; quick 5000)")
     ap.add_argument("--sdk-deltas", type=int, default=None,
-                    help="deltas per blast for the slow contenders sdk/compat (default 100000; "
-                         "quick 2000); same stream, a prefix")
+                    help="deltas per blast for the SDK-API contenders sdk*/compat* (default "
+                         "100000; quick 2000); same stream, a prefix")
     ap.add_argument("--repeats", type=int, default=None, help="blasts per contender (default 3)")
     ap.add_argument("--markets", type=int, default=24, help="simulated markets on the server")
     ap.add_argument("--books", type=int, default=12, help="books subscribed and blasted")
@@ -631,7 +664,7 @@ def main(argv: list[str] | None = None) -> int:
                  "server_cpu": server_cpu, "chunk_bytes": 256 * 1024},
         "throughput": {}, "skipped": {}, "paced": {}, "targets": {}}
     print(f"e2e: {args.books} books at depth {args.depth}, blasts of {fast_n:,} deltas "
-          f"({slow_n:,} for sdk/compat) x {args.repeats}; client cpu {client_cpu}, "
+          f"({slow_n:,} for sdk*/compat*) x {args.repeats}; client cpu {client_cpu}, "
           f"server cpu {server_cpu}", flush=True)
     for name in names:
         why = _available(name)
@@ -639,7 +672,7 @@ def main(argv: list[str] | None = None) -> int:
             out["skipped"][name] = why
             print(f"  {name:15s} skipped: {why}", flush=True)
             continue
-        args.deltas = slow_n if name in ("sdk", "compat") else fast_n
+        args.deltas = slow_n if name in SDK_API else fast_n
         res = _run_child(name, args, paced=False)
         res["label"] = CONTENDERS[name][0]
         out["throughput"][name] = res
@@ -653,9 +686,13 @@ def main(argv: list[str] | None = None) -> int:
                   + ("" if mism is None else f"   books wrong: {mism}/{res['books_checked']}"),
                   flush=True)
     tp = {k: v for k, v in out["throughput"].items() if "deltas_per_s" in v}
-    sdk = tp.get("sdk", {}).get("deltas_per_s")
     for name, res in tp.items():
+        base = tp.get(_sdk_ratio_base(name), {})
+        sdk, sdk_cpu = base.get("deltas_per_s"), base.get("deltas_per_cpu_s")
+        res["ratio_to"] = _sdk_ratio_base(name)
         res["ratio_to_sdk"] = res["deltas_per_s"] / sdk if sdk else None
+        per_cpu = res.get("deltas_per_cpu_s")
+        res["ratio_to_sdk_cpu"] = per_cpu / sdk_cpu if per_cpu and sdk_cpu else None
     if not args.no_paced:
         for name in ("native-uvloop", "orjson-uvloop"):
             if name not in names or _available(name) is not None:
@@ -681,7 +718,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _targets(tp: dict[str, Any]) -> dict[str, Any]:
-    """Targets of issues 5 and 7, as measured in this run (None when a side is missing)."""
+    """Targets of issues 5 and 7 and of the compat handler shapes, as measured in this run
+    (None when a side is missing)."""
     def ratio(name: str) -> float | None:
         return tp.get(name, {}).get("ratio_to_sdk")
 
@@ -690,10 +728,13 @@ def _targets(tp: dict[str, Any]) -> dict[str, Any]:
     native = tp.get("native-uvloop", {}).get("deltas_per_s")
     rows = {
         "engine_vs_sdk": ("issue 5: best engine contender >= 10x SDK", engine, 10.0),
-        "compat_vs_sdk": ("issue 5: compat >= 3x SDK", ratio("compat"), 3.0),
         "native_vs_sdk": ("issue 7: native >= 50x SDK", ratio("native-uvloop"), 50.0),
         "native_deltas_per_s": ("issue 7: native >= 2 M deltas/s on one core", native, 2e6),
     }
+    for shape in HANDLER_SHAPES:  # compat with an SDK user's handler, vs the SDK with the same
+        goal = 1.5 if shape == "iterate" else 10.0
+        rows[f"compat_{shape}_vs_sdk"] = (
+            f"compat >= {goal:g}x SDK, handler {shape}", ratio(f"compat-{shape}"), goal)
     out = {}
     for key, (what, value, goal) in rows.items():
         out[key] = {"what": what, "goal": goal,

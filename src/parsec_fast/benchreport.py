@@ -355,7 +355,8 @@ def _e2e_md(data: dict[str, Any]) -> str:
             f"{r['books_checked'] - r['books_mismatched']}/{r['books_checked']} exact"
         per_cpu = r.get("deltas_per_cpu_s")
         rows.append([f"`{name}`", r["deltas_per_s"], r.get("ratio_to_sdk"), per_cpu,
-                     per_cpu / sdk_cpu if per_cpu and sdk_cpu else None, books,
+                     r.get("ratio_to_sdk_cpu", per_cpu / sdk_cpu if per_cpu and sdk_cpu else None),
+                     books,
                      r.get("label", "")])
     parts.append(_table(["contender", "deltas/s (wall)", "× SDK (wall)",
                          "deltas per client CPU-s", "× SDK (CPU)", "final books", "what"], rows))

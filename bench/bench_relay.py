@@ -283,8 +283,9 @@ class Nats:
     """A nats-server for the run (buffers big enough for a whole blast to wait for a stopped
     consumer)."""
 
-    def __init__(self, cpu: int | None) -> None:
+    def __init__(self, cpu: int | None, gomaxprocs: int | None = None) -> None:
         self.cpu = cpu
+        self.gomaxprocs = gomaxprocs
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.conf = ""
@@ -299,7 +300,11 @@ class Nats:
         with os.fdopen(fd, "w") as f:
             f.write('max_pending: 1073741824\nwrite_deadline: "300s"\n')
         cmd = ["nats-server", "-a", "127.0.0.1", "-p", str(self.port), "-c", self.conf]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env = dict(os.environ)
+        if self.gomaxprocs:
+            env["GOMAXPROCS"] = str(self.gomaxprocs)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     env=env)
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -520,6 +525,14 @@ async def _fanout(args: argparse.Namespace, cpus: tuple[int | None, int | None],
     return out
 
 
+def _nats_version() -> str:
+    try:
+        return subprocess.run(["nats-server", "--version"], capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
 def _busy_share(seconds: float = 1.0) -> float:
     """CPU used by everything on the machine over ``seconds``, in cores (from /proc/stat)."""
     def sample() -> tuple[int, int]:
@@ -580,8 +593,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--books", type=int, default=12)
     ap.add_argument("--depth", type=int, default=50)
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--rate", type=float, default=21_500.0,
-                    help="latency run: simulator events/s (~93 %% deltas: ~20 k deltas/s)")
+    ap.add_argument("--rate", type=float, default=28_000.0,
+                    help="latency run: simulator events/s over the books (~72 %% of them are "
+                         "deltas on the subscribed books: ~20 k deltas/s)")
     ap.add_argument("--latency-markets", type=int, default=12)
     ap.add_argument("--latency-books", type=int, default=24)
     ap.add_argument("--latency-seconds", type=float, default=None, help="default 10")
@@ -591,6 +605,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fanout-consumers", type=int, default=50)
     ap.add_argument("--fanout-procs", type=int, default=5)
     ap.add_argument("--no-pin", action="store_true")
+    ap.add_argument("--nats-gomaxprocs", type=int, default=None,
+                    help="GOMAXPROCS of nats-server (default: Go's, the number of cores)")
     ap.add_argument("--pin-latency", action="store_true",
                     help="pin the latency run too (clients on one core, the rest on the other)")
     ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
@@ -629,9 +645,12 @@ def main(argv: list[str] | None = None) -> int:
                                     "depth": args.depth, "client_cpu": cpus[0],
                                     "back_cpu": cpus[1], "rate": args.rate,
                                     "fanout_rate": args.fanout_rate,
-                                    "fanout_consumers": args.fanout_consumers}}
+                                    "fanout_consumers": args.fanout_consumers,
+                                    "pin_latency": args.pin_latency,
+                                    "nats_gomaxprocs": args.nats_gomaxprocs,
+                                    "nats_server": _nats_version()}}
     t0 = time.perf_counter()
-    nats = Nats(cpus[1])
+    nats = Nats(cpus[1], args.nats_gomaxprocs)
     nats_url = nats.start()
 
     async def body() -> None:

@@ -28,8 +28,7 @@ needs_nats = pytest.mark.skipif(
     NATS_SERVER is None,
     reason="nats-server is not installed (apt-get install -y nats-server; .ci/run installs it)")
 
-#: Relay timings for tests: heartbeats every 0.2 s (consumers with heartbeat_interval=0.2 and
-#: dead_after=3 declare a silent relay dead after 0.6 s), short leases and lingers.
+#: Relay timings for tests: heartbeats every 0.2 s, short leases and lingers.
 RELAY_DEFAULTS: dict[str, Any] = dict(heartbeat_interval=0.2, lease_ttl=1.5,
                                       unsubscribe_linger=0.3)
 
@@ -116,10 +115,15 @@ def relay_for(srv_url: str, nats_url: str, **overrides: Any) -> Relay:
                  client_config=ClientConfig(**client))
 
 
+#: A consumer declares the relay dead after 3 x 0.5 s without a message (the relay beats every
+#: 0.2 s): quick enough for the crash test, slack enough for a loaded CI machine.
+CONSUMER_DEFAULTS: dict[str, Any] = {**CLIENT_DEFAULTS, "heartbeat_interval": 0.5,
+                                     "control_rate": 20}
+
+
 def consumer_for(nats_url: str, **overrides: Any) -> Client:
     """A consumer Client with short timings (and a relaxed control limiter)."""
-    return Client(nats_url, api_key="consumer", **{**CLIENT_DEFAULTS, "control_rate": 20,
-                                                   **overrides})
+    return Client(nats_url, api_key="consumer", **{**CONSUMER_DEFAULTS, **overrides})
 
 
 Levels = tuple[tuple[tuple[float, float], ...], tuple[tuple[float, float], ...]]

@@ -127,6 +127,17 @@ def test_tap_routes_by_raw_bytes_in_order_and_batches() -> None:
         tap(DELTA % (9 + i), 0, False)
     assert len(out.encode(99, 500)) == 2 and out.rseq == 4  # two frames fit in 500 bytes
     assert key_of("kalshi:A.B", "YES") == b"kalshi:A.B\x00yes"
+    # with flush_now: the last frame of a read publishes at once, no event-loop round
+    flushed: list[int] = []
+    fast = RelayTap(route_other, lambda: scheduled.append(2),
+                    lambda: flushed.append(sum(len(o.encode(1, 1 << 20))
+                                               for o in fast.take_dirty())))
+    fast.add_book("kalshi:A.B", "Yes", b"s")
+    fast(DELTA % 20, 0, False)
+    fast(DELTA % 21, 0, True)
+    assert scheduled[-1] == 2 and flushed == [1]
+    fast(DELTA % 22, 0, True)          # a one-frame read: flushed, nothing scheduled
+    assert flushed == [1, 1] and scheduled.count(2) == 1
     assert tap.frames == 9 and tap.unrouted == 1 and tap.others == 2
 
 

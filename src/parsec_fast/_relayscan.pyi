@@ -53,7 +53,8 @@ class RelayTap:
     def others(self) -> int:
         """Frames the scanner did not route (handed to ``route_other``)."""
     def __init__(self, route_other: Callable[[bytes], BookOut | None],
-                 schedule: Callable[[], None]) -> None: ...
+                 schedule: Callable[[], None],
+                 flush_now: Callable[[], None] | None = None) -> None: ...
     def __call__(self, payload: bytes, mono_ns: int, last_in_buffer: bool) -> None: ...
     def inject(self, out: BookOut, frame: bytes) -> None:
         """Queue a frame of the relay's own after the waiting upstream frames."""

@@ -12,9 +12,12 @@ by reference (no copy). Anything the scanner does not route (activity, resync_re
 slow_reader, an escaped id...) is handed to ``route_other(payload)``, which parses it with
 orjson and returns the BookOut or None; so frames of one book keep their upstream order.
 
-The first frame queued after a :meth:`RelayTap.take_dirty` calls ``schedule()`` once: the relay
-publishes every dirty book's batch right after the read batch (one NATS message per book, see
-``parsec_fast.relay.wire`` for the layout :meth:`BookOut.encode` writes).
+The last frame of a read (``last_in_buffer``) calls ``flush_now()``: the relay publishes every
+dirty book's batch at once (one NATS message per book, see ``parsec_fast.relay.wire`` for the
+layout :meth:`BookOut.encode` writes), before its own feed handler applies that last frame, so
+the frame leaves without waiting for that apply or an event-loop round. Any other first queued
+frame calls ``schedule()`` once, a safety net for a read that does not end on a text frame and
+for frames the relay injects itself.
 
 Cost, measured by ``bench/bench_relay.py``: one scan (the same scanner the feed handler runs)
 plus a bytes key and a dict lookup per frame.
@@ -156,27 +159,30 @@ cdef class BookOut:
 
 
 cdef class RelayTap:
-    """``RelayTap(route_other, schedule)``: the upstream session's tap (see the module
-    docstring). ``route_other(payload) -> BookOut | None`` for frames the scanner does not
-    route; ``schedule()`` when a batch starts (a book got its first waiting frame)."""
+    """``RelayTap(route_other, schedule, flush_now=None)``: the upstream session's tap (see the
+    module docstring). ``route_other(payload) -> BookOut | None`` for frames the scanner does
+    not route; ``schedule()`` when a batch starts (a book got its first waiting frame);
+    ``flush_now()`` after the last frame of a read was queued."""
 
     cdef FrameScanner _scanner
     cdef dict _books
     cdef list _dirty
     cdef object _route_other
     cdef object _schedule
+    cdef object _flush_now
     cdef bint _scheduled
     cdef readonly int64_t frames
     cdef readonly int64_t routed
     cdef readonly int64_t unrouted
     cdef readonly int64_t others
 
-    def __init__(self, route_other not None, schedule not None):
+    def __init__(self, route_other not None, schedule not None, flush_now=None):
         self._scanner = FrameScanner()
         self._books = {}
         self._dirty = []
         self._route_other = route_other
         self._schedule = schedule
+        self._flush_now = flush_now
 
     def __call__(self, bytes payload not None, mono_ns, bint last_in_buffer):
         cdef FrameScanner sc = self._scanner
@@ -191,21 +197,23 @@ cdef class RelayTap:
         else:
             self.others += 1
             found = self._route_other(payload)
-        if found is None:
+        if found is not None:
+            out = <BookOut?>found
+            self.routed += 1
+            if kind == SCAN_SNAPSHOT:
+                out.last_snapshot = payload
+            self._append(out, payload, last_in_buffer and self._flush_now is not None)
+        else:
             self.unrouted += 1
-            return
-        out = <BookOut?>found
-        self.routed += 1
-        if kind == SCAN_SNAPSHOT:
-            out.last_snapshot = payload
-        self._append(out, payload)
+        if last_in_buffer and self._dirty and self._flush_now is not None:
+            self._flush_now()
 
-    cdef int _append(self, BookOut out, bytes payload) except -1:
+    cdef int _append(self, BookOut out, bytes payload, bint flushing) except -1:
         out._queue(payload)
         if not out._dirty:
             out._dirty = True
             self._dirty.append(out)
-        if not self._scheduled:
+        if not self._scheduled and not flushing:
             self._scheduled = True
             self._schedule()
         return 0
@@ -213,7 +221,7 @@ cdef class RelayTap:
     def inject(self, BookOut out not None, bytes frame not None):
         """Queue a frame of the relay's own (e.g. ``resync_required``) on ``out``, after the
         upstream frames already waiting."""
-        self._append(out, frame)
+        self._append(out, frame, False)
 
     def take_dirty(self):
         """The books with waiting frames (each once), in the order they got them; the next

@@ -13,7 +13,7 @@ Pieces:
   3002, the 3/s limit, resyncs, reconnects: its ledger and session). Its session's recording
   tap is the compiled :class:`~parsec_fast._relayscan.RelayTap`, which queues every frame on its
   book's outgoing batch just before the relay's own feed handler applies it.
-* publishing: right after each upstream read batch (one ``call_soon``), every dirty book's
+* publishing: at the end of each upstream read (the tap's last frame), every dirty book's
   frames go out as one STREAM message on its subject (:mod:`parsec_fast.relay.wire`), on the
   relay's :class:`~parsec_fast.relay.link.NatsLink`. The frames are untouched: consumers check
   the Parsec ``server_seq`` themselves.
@@ -104,7 +104,7 @@ class Relay:
         self.epoch: int = int.from_bytes(os.urandom(8), "little") >> 1 or 1
         self.stats: RelayStats = RelayStats()
         self.wants: Wants = Wants(self.config.lease_ttl)
-        self._tap = RelayTap(self._route_other, self._schedule_flush)
+        self._tap = RelayTap(self._route_other, self._schedule_flush, self._flush)
         self._feed: FeedHandler | None = None
         self.upstream: Client = Client(upstream_url, api_key, terminal_token=terminal_token,
                                        config=client_config or ClientConfig(),
@@ -239,11 +239,14 @@ class Relay:
     def _schedule_flush(self) -> None:
         loop = self._loop
         if loop is not None and self._flush_handle is None:
-            self._flush_handle = loop.call_soon(self._flush)
+            self._flush_handle = loop.call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        self._flush_handle = None
+        self._flush()
 
     def _flush(self) -> None:
-        """Publish every dirty book's batch (after a read batch, before any reply)."""
-        self._flush_handle = None
+        """Publish every dirty book's batch (at the end of a read, before any reply)."""
         link = self._link
         limit = self.config.max_batch_bytes
         if link is not None and link.is_open:

@@ -60,6 +60,10 @@ class Subscription:
     def stats(self) -> dict[str, int]:
         """Per-subscription counters: the book's stats plus activity/resync counters."""
 
+class BookSink:
+    """Base of what a FeedHandler publishes its books to (``FeedHandler.set_sink``), in C with
+    no Python object per update; ``parsec_fast._shm.Publisher`` is the one implementation."""
+
 class FeedHandler:
     """Parses and applies frames; calls back for what Python must see.
 
@@ -110,7 +114,17 @@ class FeedHandler:
         """Mark one book invalid (e.g. resync_required, disconnect) and report it."""
     def invalidate_all(self, reason: str) -> None: ...
     def check_stale(self, now_ns: int) -> None:
-        """Update local staleness of every subscription (calls on_book_state on changes)."""
+        """Update local staleness of every subscription (calls on_book_state on changes); with
+        a sink, also publishes those changes and refreshes the sink's heartbeat."""
+    def set_sink(self, sink: BookSink) -> None:
+        """Publish every book to ``sink`` from now on: the current ones at once, then each book
+        changed (applied frames, validity, states, staleness) once per ``flush()``, and at the
+        end of ``check_stale()`` / ``invalidate()`` / ``invalidate_all()``. One sink at a time
+        (ValueError). ``parsec_fast.shared.publish`` calls it."""
+    def close_sink(self, reason: str = "closed") -> None:
+        """Stop publishing; the sink is told ``reason`` (a Publisher closes its region)."""
+    @property
+    def sink(self) -> BookSink | None: ...
     @property
     def stats(self) -> dict[str, int]:
         """frames, bytes, native_frames, orjson_frames, snapshots, deltas_applied, duplicates,

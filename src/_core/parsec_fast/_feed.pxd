@@ -59,8 +59,25 @@ cdef class Subscription:
     cdef int64_t n_seq_conflicts
     cdef int64_t n_resync_required
     cdef int64_t n_needs_refresh
+    # For the handler's BookSink: the sink's handle of this book (-1: none), and whether the
+    # book waits in the handler's list of books to publish at the next flush.
+    cdef Py_ssize_t sink_slot
+    cdef bint _sink_pending
 
     cdef void frame_state(self, FrameState* out) noexcept
+
+
+cdef class BookSink:
+    # Receives the handler's books as they change, in C, no Python object per update
+    # (parsec_fast._shm.Publisher). sink_added / sink_removed as subscriptions come and go;
+    # sink_publish once per book changed since the last flush (applied frames, validity, states,
+    # staleness), then sink_commit once: now_ns is the newest time the handler knows (a frame's
+    # read time, or the maintenance tick's clock). sink_closed when the handler lets go of it.
+    cdef int sink_added(self, Subscription sub) except -1
+    cdef int sink_removed(self, Subscription sub) except -1
+    cdef void sink_publish(self, Subscription sub) noexcept
+    cdef void sink_commit(self, int64_t now_ns) noexcept
+    cdef int sink_closed(self, str reason) except -1
 
 
 cdef class FeedHandler:
@@ -89,6 +106,8 @@ cdef class FeedHandler:
     cdef int64_t n_protocol_errors
     cdef int64_t n_activity
     cdef int64_t n_slow_reader
+    cdef BookSink _sink              # None: nothing published
+    cdef list _sink_pending          # books whose state changed since the last flush
 
     cdef int feed_ptr(self, const char* data, Py_ssize_t size, object payload,
                       int64_t now) except -1
@@ -104,7 +123,9 @@ cdef class FeedHandler:
     cdef int _on_states(self, Subscription sub, int book_state, str book_text, int feed_state,
                         str feed_text, bint has_stale, int64_t stale_after_ms, int64_t now) except -1
     cdef int _after_delta(self, Subscription sub, int rc, int64_t seq, bint was_valid) except -1
+    cdef int _not_applied(self, Subscription sub, int rc, int64_t seq, bint was_valid) except -1
     cdef int _after_snapshot(self, Subscription sub, bint was_valid) except -1
     cdef int _mark_invalid(self, Subscription sub, str reason, bint emit) except -1
     cdef int _emit_state(self, Subscription sub, str what, str reason) except -1
     cdef int _protocol_error(self, str reason, object payload, Subscription sub) except -1
+    cdef int _sink_flush(self, int64_t now_ns) except -1

@@ -164,6 +164,7 @@ cdef class Subscription:
         self._last_activity_seq = _NO_SEQ
         for i in range(4):
             self._activity_ring[i] = _NO_SEQ
+        self.sink_slot = -1
 
     cdef void frame_state(self, FrameState* out) noexcept:
         """The state a per-frame listener reports (see FrameState in _feed.pxd)."""
@@ -264,6 +265,35 @@ cdef void _add_book_counts(Subscription sub, int64_t* totals) noexcept:
     totals[6] += book.n_rejected
 
 
+cdef class BookSink:
+    """Base of what a FeedHandler publishes its books to (``FeedHandler.set_sink``): the C
+    methods of ``_feed.pxd``, called with no Python object per update. This base does nothing;
+    ``parsec_fast._shm.Publisher`` writes the books into shared memory."""
+
+    cdef int sink_added(self, Subscription sub) except -1:
+        return 0
+
+    cdef int sink_removed(self, Subscription sub) except -1:
+        return 0
+
+    cdef void sink_publish(self, Subscription sub) noexcept:
+        pass
+
+    cdef void sink_commit(self, int64_t now_ns) noexcept:
+        pass
+
+    cdef int sink_closed(self, str reason) except -1:
+        return 0
+
+
+cdef inline int sink_touch(FeedHandler self, Subscription sub) except -1:
+    """Queue a book whose state changed for the sink's next flush (once)."""
+    if self._sink is not None and not sub._sink_pending:
+        sub._sink_pending = True
+        self._sink_pending.append(sub)
+    return 0
+
+
 cdef inline int native_states(FeedHandler self, Subscription sub, ScanResult* r, int64_t now) except -1:
     """_on_states for a scanned frame, without the call when nothing changes (the usual
     case): the native path never sees BOOK_STATE_OTHER / FEED_STATE_OTHER, so a state equal
@@ -301,6 +331,7 @@ cdef class FeedHandler:
         self._table = NULL
         self._table_mask = -1
         self._dirty = []
+        self._sink_pending = []
         self._loads = orjson.loads
 
     def __dealloc__(self):
@@ -323,6 +354,8 @@ cdef class FeedHandler:
             sub = Subscription(parsec_id, outcome, self._max_levels)
             self._subs[key] = sub
             self._rebuild_table()
+            if self._sink is not None:
+                self._sink.sink_added(sub)
         return sub
 
     def remove(self, str parsec_id not None, str outcome not None):
@@ -335,6 +368,11 @@ cdef class FeedHandler:
             self._dirty.remove(sub)
             sub._dirty = False
         self._rebuild_table()
+        if sub._sink_pending:
+            self._sink_pending.remove(sub)
+            sub._sink_pending = False
+        if self._sink is not None:
+            self._sink.sink_removed(sub)
         return True
 
     def get(self, str parsec_id not None, str outcome not None):
@@ -422,6 +460,8 @@ cdef class FeedHandler:
         cdef list dirty = self._dirty
         cdef Subscription sub
         cdef Py_ssize_t i
+        if self._sink is not None:
+            self._sink_flush(0)  # before the callbacks: readers elsewhere need not wait for them
         if not dirty:
             return
         callback = self.on_book_updated
@@ -618,6 +658,7 @@ cdef class FeedHandler:
         if self._shared_seq:
             was_valid = sub.book._valid
             rc = sub.book.raw_apply_delta(s, NULL, 0)
+            sink_touch(self, sub)  # the book's seq moved (or a gap showed): publish it
             # The book counts this empty delta like any other; the subscription remembers
             # which of those counts were activity, so the handler's delta totals exclude them.
             if rc == RES_APPLIED:
@@ -664,12 +705,19 @@ cdef class FeedHandler:
         return 0
 
     cdef int _after_delta(self, Subscription sub, int rc, int64_t seq, bint was_valid) except -1:
-        cdef int i
         if rc == RES_APPLIED:
             if not sub._dirty:
                 sub._dirty = True
                 self._dirty.append(sub)
-        elif rc == RES_DUPLICATE:
+            return 0
+        return self._not_applied(sub, rc, seq, was_valid)
+
+    cdef int _not_applied(self, Subscription sub, int rc, int64_t seq, bint was_valid) except -1:
+        """A delta that was not applied (duplicate, gap, no snapshot): out of _after_delta, so
+        the applied path stays as small as it was."""
+        cdef int i
+        sink_touch(self, sub)  # the sink still gets the frame's timestamps
+        if rc == RES_DUPLICATE:
             if self._shared_seq:
                 for i in range(4):
                     if sub._activity_ring[i] == seq:
@@ -695,11 +743,13 @@ cdef class FeedHandler:
     cdef int _mark_invalid(self, Subscription sub, str reason, bint emit) except -1:
         sub.book.raw_invalidate()
         sub._invalid_reason = reason
+        sink_touch(self, sub)
         if emit:
             self._emit_state(sub, "invalid", reason)
         return 0
 
     cdef int _emit_state(self, Subscription sub, str what, str reason) except -1:
+        sink_touch(self, sub)
         if self.on_book_state is not None:
             self.on_book_state(sub, what, reason)
         return 0
@@ -718,10 +768,14 @@ cdef class FeedHandler:
     def invalidate(self, Subscription sub not None, str reason not None):
         """Mark one book invalid (e.g. on disconnect) and report it through on_book_state."""
         self._mark_invalid(sub, reason, True)
+        if self._sink is not None:
+            self._sink_flush(0)
 
     def invalidate_all(self, str reason not None):
         for sub in list(self._subs.values()):
             self._mark_invalid(<Subscription>sub, reason, True)
+        if self._sink is not None:
+            self._sink_flush(0)
 
     def check_stale(self, int64_t now_ns):
         """Update local staleness: a subscription with stale_after_ms whose last book frame is
@@ -733,6 +787,72 @@ cdef class FeedHandler:
                     and now_ns - sub.last_frame_ns > sub._stale_after_ms * 1_000_000):
                 sub._locally_stale = True
                 self._emit_state(sub, "stale", f"no book frame for {sub._stale_after_ms} ms")
+        if self._sink is not None:
+            self._sink_flush(now_ns)  # the staleness changes, and the sink's heartbeat
+
+    # -- publishing (a BookSink, e.g. parsec_fast.shared.publish) -------------------------------
+    cdef int _sink_flush(self, int64_t now_ns) except -1:
+        """Hand the sink every book applied to (the batch's dirty list) or whose state changed
+        since the last call, once each, then commit: ``now_ns`` or the newest frame read time
+        among them is the sink's heartbeat."""
+        cdef BookSink sink = self._sink
+        cdef list dirty = self._dirty
+        cdef list pending = self._sink_pending
+        cdef Subscription sub
+        cdef Py_ssize_t i
+        cdef int64_t newest = now_ns
+        if not dirty and not pending and now_ns == 0:
+            return 0
+        for i in range(len(dirty)):
+            sub = <Subscription>dirty[i]
+            sub._sink_pending = False
+            sink.sink_publish(sub)
+            if sub.last_frame_ns > newest:
+                newest = sub.last_frame_ns
+        if pending:
+            for i in range(len(pending)):
+                sub = <Subscription>pending[i]
+                if sub._sink_pending:
+                    sub._sink_pending = False
+                    sink.sink_publish(sub)
+                    if sub.last_frame_ns > newest:
+                        newest = sub.last_frame_ns
+            del pending[:]
+        sink.sink_commit(newest)
+        return 0
+
+    def set_sink(self, BookSink sink not None):
+        """Publish every book to ``sink`` from now on (``parsec_fast.shared.publish`` does
+        this): the current books at once, then each change at the next ``flush()`` /
+        ``check_stale()`` / ``invalidate*()``. One sink at a time (ValueError otherwise)."""
+        if self._sink is not None:
+            if self._sink is sink:
+                return
+            raise ValueError("this FeedHandler already publishes to a sink; close_sink() first")
+        self._sink = sink
+        for sub in self._subs.values():
+            sink.sink_added(<Subscription>sub)  # publishes the book as it is
+        self._sink_flush(monotonic_ns())
+
+    def close_sink(self, str reason not None = "closed"):
+        """Stop publishing: the sink is told (``reason``) and let go. No-op without one."""
+        cdef BookSink sink = self._sink
+        if sink is None:
+            return
+        self._sink = None
+        for sub in self._sink_pending:
+            (<Subscription>sub)._sink_pending = False
+        del self._sink_pending[:]
+        try:
+            sink.sink_closed(reason)
+        finally:
+            for sub in self._subs.values():
+                (<Subscription>sub).sink_slot = -1
+
+    @property
+    def sink(self):
+        """The BookSink this handler publishes to, or None."""
+        return self._sink
 
     @property
     def stats(self):

@@ -39,7 +39,7 @@ PKG_DIR = f"{CORE_DIR}/parsec_fast"
 #: removing a core module means changing this list: tests/test_packaging.py checks that it
 #: matches the .pyx files in src/_core/parsec_fast/.
 CORE_MODULES = ("_book", "_feed", "_histogram", "_levels", "_listener", "_natsfeed", "_orderbook",
-                "_relayscan", "_scan")
+                "_relayscan", "_scan", "_shm")
 
 CYTHON_REQUIREMENT = "Cython>=3.0.10"  # keep in step with [build-system] in pyproject.toml
 

@@ -1,0 +1,259 @@
+# C-level interface of the shared-memory books (parsec_fast._shm): the region layout of
+# _shm_c.h, the publisher (a FeedHandler BookSink) and the reader side.
+from cpython.object cimport PyObject
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from parsec_fast._feed cimport BookSink, FeedHandler, Subscription
+
+cdef extern from "_shm_c.h" nogil:
+    const char* PFSHM_MAGIC
+    unsigned int PFSHM_VERSION
+    unsigned int PFSHM_BYTE_ORDER
+    unsigned int PFSHM_TEXT_SIZES
+    int PFSHM_PID_MAX
+    int PFSHM_OUTCOME_MAX
+    int PFSHM_TEXT_MAX
+    int PFSHM_ERROR_MAX
+    unsigned int PFSHM_OCCUPIED
+    unsigned int PFSHM_VALID
+    unsigned int PFSHM_HAS_BASELINE
+    unsigned int PFSHM_LOCALLY_STALE
+    unsigned int PFSHM_LIVE
+    unsigned int PFSHM_CLOSED
+    int PFSHM_OK
+    int PFSHM_BUSY
+    int PFSHM_GONE
+
+    ctypedef struct pfshm_level:
+        int64_t key
+        double size
+
+    ctypedef struct pfshm_header:
+        char magic[8]
+        uint32_t version
+        uint32_t byte_order
+        uint32_t header_size
+        uint32_t slot_header_size
+        uint32_t level_size
+        uint32_t slot_size
+        uint32_t max_books
+        uint32_t max_levels
+        uint32_t dir_entries
+        uint32_t text_sizes
+        uint64_t reader_offset
+        uint64_t dir_offset
+        uint64_t slots_offset
+        uint64_t region_size
+        int64_t writer_pid
+        uint64_t writer_pidns
+        int64_t created_ns
+        int64_t heartbeat_timeout_ns
+        uint64_t dir_lock
+        uint64_t books_version
+        uint32_t n_books
+        uint32_t n_unpublished
+        uint32_t changes
+        uint32_t state
+        int64_t heartbeat_ns
+        uint32_t close_reason_len
+        char close_reason[48]
+
+    ctypedef struct pfshm_reader_page:
+        uint32_t waiters
+
+    ctypedef struct pfshm_slot:
+        uint64_t lock
+        uint32_t gen
+        uint32_t flags
+        uint8_t book_state
+        uint8_t feed_state
+        uint16_t n_bids
+        uint16_t n_asks
+        int64_t seq
+        pfshm_level top_bid
+        pfshm_level top_ask
+        int64_t exchange_ts_ms
+        int64_t ingest_ts_ms
+        int64_t last_frame_ns
+        int64_t stale_after_ms
+        uint32_t total_bids
+        uint32_t total_asks
+        uint64_t publishes
+        uint16_t reason_len
+        uint16_t error_len
+        uint16_t book_text_len
+        uint16_t feed_text_len
+        uint16_t pid_len
+        uint16_t outcome_len
+        uint16_t key_len
+        char pid[128]
+        char outcome[64]
+        char key[64]
+        char reason[48]
+        char book_text[48]
+        char feed_text[48]
+        char error[256]
+
+    ctypedef struct pfshm_top:
+        uint32_t flags
+        uint8_t book_state
+        uint8_t feed_state
+        uint16_t n_bids
+        uint16_t n_asks
+        int64_t seq
+        pfshm_level top_bid
+        pfshm_level top_ask
+
+    ctypedef struct pfshm_state:
+        pfshm_top top
+        int64_t exchange_ts_ms
+        int64_t ingest_ts_ms
+        int64_t last_frame_ns
+        int64_t stale_after_ms
+        uint32_t total_bids
+        uint32_t total_asks
+        uint64_t publishes
+        uint16_t reason_len
+        uint16_t error_len
+        uint16_t book_text_len
+        uint16_t feed_text_len
+        char reason[48]
+        char book_text[48]
+        char feed_text[48]
+        char error[256]
+
+    ctypedef struct pfshm_ident:
+        uint32_t gen
+        uint32_t flags
+        uint16_t pid_len
+        uint16_t outcome_len
+        uint16_t key_len
+        char pid[128]
+        char outcome[64]
+        char key[64]
+
+    pfshm_level* pfshm_bids(pfshm_slot* s)
+    pfshm_level* pfshm_asks(pfshm_slot* s, uint32_t max_levels)
+    int64_t pfshm_now_ns()
+    void pfshm_relax()
+    void pfshm_write_begin(pfshm_slot* s)
+    void pfshm_write_end(pfshm_slot* s)
+    void pfshm_dir_begin(pfshm_header* h)
+    void pfshm_dir_end(pfshm_header* h)
+    uint64_t pfshm_read_begin(const uint64_t* lock)
+    int pfshm_read_retry(const uint64_t* lock, uint64_t v)
+    int pfshm_read_top(const pfshm_slot* s, uint32_t gen, pfshm_top* out)
+    int pfshm_read_state(const pfshm_slot* s, uint32_t gen, pfshm_state* out)
+    int pfshm_read_levels(const pfshm_slot* s, uint32_t gen, uint32_t max_levels,
+                          pfshm_level* bids, size_t cap_b, size_t* n_b,
+                          pfshm_level* asks, size_t cap_a, size_t* n_a,
+                          pfshm_top* top, uint32_t* total_b, uint32_t* total_a)
+    int pfshm_read_ident(const pfshm_slot* s, pfshm_ident* out)
+    uint64_t pfshm_hash(const char* pid, size_t pid_len, const char* key, size_t key_len)
+    int pfshm_publish_changes(pfshm_header* h, pfshm_reader_page* r)
+    void pfshm_futex_wake(uint32_t* addr)
+    int pfshm_futex_wait(const uint32_t* addr, uint32_t expected, int64_t timeout_ns)
+    void pfshm_announce(pfshm_reader_page* r)
+    uint32_t pfshm_load_changes(const pfshm_header* h)
+    void pfshm_store_heartbeat(pfshm_header* h, int64_t ns)
+    int64_t pfshm_load_heartbeat(const pfshm_header* h)
+    uint32_t pfshm_load_state(const pfshm_header* h)
+    void pfshm_store_state(pfshm_header* h, uint32_t state)
+    void pfshm_bump_changes(pfshm_header* h)
+    uint32_t pfshm_load_u32(const uint32_t* p)
+    uint64_t pfshm_load_u64(const uint64_t* p)
+
+
+ctypedef struct SlotTexts:
+    # The text objects last copied into a slot (owned references): a text is re-encoded only
+    # when its object changes, so a publish compares four pointers.
+    PyObject* reason
+    PyObject* error
+    PyObject* book_text
+    PyObject* feed_text
+
+
+cdef class Publisher(BookSink):
+    cdef char* _base
+    cdef size_t _size
+    cdef pfshm_header* _hdr
+    cdef pfshm_reader_page* _rpage
+    cdef uint32_t* _dir
+    cdef char* _slots
+    cdef uint32_t _max_books
+    cdef uint32_t _max_levels
+    cdef uint32_t _dir_mask
+    cdef size_t _slot_size
+    cdef uint32_t* _free             # stack of free slot indexes
+    cdef uint32_t _n_free
+    cdef SlotTexts* _texts
+    cdef list _owners                # slot -> Subscription or None
+    cdef list _unplaced              # subscriptions waiting for a free slot
+    cdef int64_t _heartbeat
+    cdef bint _uncommitted
+    cdef bint _closed
+    cdef bytes _path_c
+    cdef uint64_t _dev
+    cdef uint64_t _ino
+    cdef FeedHandler _feed
+    cdef readonly str name
+    cdef readonly str path
+    cdef readonly int64_t n_publishes
+    cdef readonly int64_t n_commits
+    cdef readonly int64_t n_wakes
+    cdef readonly int64_t n_refused
+    cdef object __weakref__
+
+    cdef void _write_fields(self, pfshm_slot* slot, Subscription sub, Py_ssize_t i) noexcept
+    cdef int _place(self, Subscription sub, uint32_t i) except -1
+    cdef void _dir_rebuild(self) noexcept
+    cdef void _wake(self) noexcept
+    cdef int _shutdown(self, str reason) except -1
+    cdef void _release(self) noexcept
+
+
+cdef class SharedRegion:
+    cdef char* _base
+    cdef size_t _size
+    cdef char* _rbase
+    cdef size_t _rsize
+    cdef pfshm_header* _hdr
+    cdef pfshm_reader_page* _rpage
+    cdef uint32_t* _dir
+    cdef char* _slots
+    cdef uint32_t _max_books
+    cdef uint32_t _max_levels
+    cdef uint32_t _dir_mask
+    cdef size_t _slot_size
+    cdef int64_t _bound_ns
+    cdef int64_t _pid
+    cdef bint _check_pid
+    cdef int64_t _pid_checked_ns
+    cdef bint _pid_dead
+    cdef int64_t _last_change_ns
+    cdef readonly str name
+    cdef readonly str path
+
+    cdef int _alive_c(self, int64_t now) noexcept nogil
+    cdef int _wait_c(self, uint32_t last, int64_t deadline, int64_t poll_ns, int64_t linger_ns,
+                     int64_t spin_ns, uint32_t* out) noexcept nogil
+    cdef Py_ssize_t _find(self, bytes pid, bytes key, uint32_t* gen) except -2
+    cdef int _check_open(self) except -1
+
+
+cdef class SharedBook:
+    cdef SharedRegion _region
+    cdef pfshm_slot* _slot
+    cdef uint32_t _gen
+    cdef pfshm_level* _buf           # 2 x max_levels scratch levels for consistent copies
+    cdef readonly str parsec_id
+    cdef readonly str outcome
+    cdef readonly Py_ssize_t index
+
+    cdef int _top(self, pfshm_top* t) except -1
+    cdef int _state(self, pfshm_state* st) except -1
+    cdef Py_ssize_t _side(self, int s, Py_ssize_t cap, pfshm_top* t) except -1
+    cdef int _fail(self, int rc) except -1
+    cdef list _levels(self, int s, object n)
+    cdef object _array(self, int s, object n, str method)
+    cdef Py_ssize_t _into(self, int s, object out) except -1
+    cdef double _size_at(self, int s, object price) except? -1.0

@@ -1,0 +1,1581 @@
+"""Shared-memory books: one engine process publishes, any number of processes on the host read.
+
+The publisher (:class:`Publisher`) is a ``BookSink`` of a :class:`~parsec_fast._feed.FeedHandler`:
+the handler calls it in C for every book it changed, once per book per read batch (at
+``flush()``), and for state changes (validity, book/feed state, local staleness), with no Python
+object per update. Readers (:class:`SharedRegion`, :class:`SharedBook`) map the same file and read
+books with the ``Book`` read API and the ``Subscription`` trust signals. ``parsec_fast.shared`` is
+the public front (``publish`` / ``attach``).
+
+Region (``/dev/shm/NAME``, fixed size, layout version 1, every offset in ``_shm_c.h``):
+
+* a header page (written by the publisher only): magic, version, every layout size (checked on
+  attach, a clear error on any difference), writer pid and pid namespace, the advertised
+  heartbeat bound; the directory's seqlock; one cache line with the change counter (the futex
+  word), the state (live / closed) and the heartbeat;
+* a reader page: the only memory readers write (the "a reader sleeps" flag), mapped writable by
+  readers, while everything else is mapped read-only, so a reader cannot corrupt a book;
+* a directory: an open-addressing hash index ``(parsec_id, folded outcome) -> slot``, rebuilt under
+  its own seqlock when a book comes or goes (control messages are limited to 3/s: rare);
+* ``max_books`` slots of ``832 + 32 * max_levels`` bytes (rounded to 64): a 13-line header (line 0:
+  seqlock, generation, flags, states, level counts, seq and the top of both sides, so a
+  top-of-book read touches one cache line; line 1: timestamps, the book's real level counts;
+  identity; texts) and the best ``max_levels`` levels of each side as ``_book.pxd`` ``Level``s.
+
+Levels past a slot's depth are not published: a reader gets the top ``max_levels`` per side and
+says so (``SharedBook.truncated``, ``book_level_count``). Books that do not fit (``max_books``
+reached, an identity longer than 128 / 64 UTF-8 bytes) are counted (``n_unpublished``) and a
+reader's lookup error names that count; a freed slot goes to the first waiting book.
+
+Consistency (the full argument is in ``_shm_c.h``): a per-slot seqlock, C11 orderings through
+GCC ``__atomic`` builtins. The writer makes the counter odd, issues a release fence, stores, and
+makes it even with a release store; a reader loads it with acquire, copies, issues an acquire
+fence and re-reads it, retrying on an odd or changed value. On x86-64 the fences cost nothing
+(TSO); on aarch64 they are ``dmb`` barriers and ``stlr``/``ldar``, so the same source is correct on
+both wheels. The writer never waits; a reader retries at most 512 times with a pause, then 64
+times with ``sched_yield`` (the writer may be preempted on the reader's core), then reports
+``BookBusyError`` rather than spinning forever. Slots carry a generation, bumped whenever the slot
+changes owner: a :class:`SharedBook` whose book was removed (and whose slot may hold another
+book by now) raises ``BookGoneError`` on a data read and reports not trustworthy.
+
+Liveness: the heartbeat is the newest frame-read time of each publishing flush (the listener
+already read the clock: no extra clock read on the apply path) and the maintenance tick's time
+(``FeedHandler.check_stale``, every ``stale_check_interval`` = 0.25 s in a ``Client``). A reader
+treats the publisher as gone, and every book as not trustworthy with the reason, when the
+region is closed, when the heartbeat is older than the bound (default: what the publisher
+advertises, 1 s), or when the writer pid no longer exists (checked at most every 20 ms, and only
+when reader and writer share a pid namespace). So a killed publisher is noticed within ~20 ms, a
+stopped or hung one within the bound.
+
+Waiting without spinning a core (:meth:`SharedRegion.wait`): FUTEX_WAIT on the shared change
+counter (no FUTEX_PRIVATE_FLAG: it crosses processes). A FUTEX_WAKE costs the waker about 8 µs on
+this VM (13 µs with 8 sleepers) against ~1.2 µs to apply and publish a delta, so the writer must
+not wake readers at 20 k deltas/s. Hence two sleeps: while changes keep coming (one seen within
+``linger``, default 10 ms) a reader sleeps ``poll`` (100 µs) at a time and announces nothing, so
+the writer never calls the kernel; after ``linger`` without a change it sets the waiter flag and
+sleeps until woken (the writer wakes it at the next change: one syscall per quiet-to-busy turn,
+not per update) or 100 ms pass (it re-checks liveness). ``spin`` spins first, for a reader that
+owns a core. Measured figures are in ``bench/RESULTS.md`` (``bench/bench_shm.py``).
+
+Limits: Linux (``/dev/shm``, futex, ``CLOCK_MONOTONIC`` shared by the host's processes); one
+publisher per region; the owner unlinks the file at close, readers never do (a kill -9'd owner
+leaves it: the next publisher of that name replaces a dead owner's region, or
+``parsec_fast.shared.unlink``).
+"""
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.exc cimport PyErr_CheckSignals
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF
+from libc.errno cimport errno, ESRCH
+from libc.math cimport NAN
+from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free, malloc
+from libc.string cimport memcmp, memcpy, memset
+from posix.mman cimport MAP_FAILED, MAP_SHARED, PROT_READ, PROT_WRITE, mmap, munmap
+from posix.signal cimport kill
+
+from parsec_fast._book cimport Book, Level, SIDE_ASK, SIDE_BID, key_price
+from parsec_fast._feed cimport BookSink, FeedHandler, Subscription
+
+import os
+import sys
+
+from parsec_fast import rules
+from parsec_fast.errors import ParsecError
+
+cdef extern from "Python.h":
+    # Not cimported from cpython.unicode: that one raises, and the publish path must not.
+    const char* _utf8_of "PyUnicode_AsUTF8AndSize" (PyObject* s, Py_ssize_t* size)
+    void PyErr_Clear()
+    bint PyUnicode_Check(object o)
+
+cdef extern from "_shm_c.h":
+    size_t SLOT_HEADER_SIZE "sizeof(pfshm_slot)"
+    size_t HEADER_SIZE "sizeof(pfshm_header)"
+    size_t READER_PAGE_SIZE "sizeof(pfshm_reader_page)"
+
+__all__ = ["Publisher", "SharedRegion", "SharedBook", "SharedMemoryError", "LayoutMismatchError",
+           "BookGoneError", "BookBusyError", "PublisherGoneError", "LAYOUT_VERSION", "SHM_DIR"]
+
+#: The region layout this build writes and reads.
+LAYOUT_VERSION = PFSHM_VERSION
+#: Where regions live (what ``shm_open`` uses on Linux; opened directly, so no librt).
+SHM_DIR = "/dev/shm/"
+
+cdef int64_t _PID_CHECK_NS = 20_000_000        # a dead writer pid is looked for every 20 ms
+cdef int64_t _LIVENESS_SLICE_NS = 100_000_000  # a sleeping reader re-checks liveness this often
+cdef int64_t _SIGNAL_SLICE_NS = 100_000_000    # ... and lets Python run signal handlers
+cdef tuple _BOOK_STATE_NAMES = ("fresh", "fresh", "stale", "needs_refresh", "other")
+cdef tuple _FEED_STATE_NAMES = ("healthy", "healthy", "degraded", "disconnected", "other")
+cdef int _BOOK_FRESH = 1
+cdef int _FEED_HEALTHY = 1
+cdef int _STATE_OTHER = 4
+cdef int64_t _NO_TS = INT64_MIN
+cdef bint _LITTLE_ENDIAN = sys.byteorder == "little"
+cdef bytes _MAGIC = PFSHM_MAGIC[:8]   # "PFBOOKS" and its NUL
+
+
+class SharedMemoryError(ParsecError):
+    """Base of the shared-memory books' errors."""
+
+
+class LayoutMismatchError(SharedMemoryError):
+    """The region at that name is not a parsec_fast book region this version can read (another
+    layout version, other sizes, or not ours at all): the message names what differs."""
+
+
+class BookGoneError(SharedMemoryError, LookupError):
+    """The shared book was removed (unsubscribed) and its slot may hold another book now: look
+    it up again with ``SharedRegion.book``."""
+
+
+class BookBusyError(SharedMemoryError):
+    """The publisher stayed inside the book's slot for the whole bounded retry (it may have been
+    stopped mid-write): nothing consistent could be read; try again."""
+
+
+class PublisherGoneError(SharedMemoryError):
+    """The publisher closed the region, died, or stopped beating within the bound: every book
+    is not trustworthy; ``attach`` again to follow a new publisher."""
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------
+
+cdef inline pfshm_slot* slot_at(char* slots, size_t slot_size, Py_ssize_t i) noexcept nogil:
+    return <pfshm_slot*>(slots + <size_t>i * slot_size)
+
+
+cdef inline size_t round_up(size_t n, size_t to) noexcept nogil:
+    return (n + to - 1) // to * to
+
+
+cdef inline void put_text(PyObject** cached, object text, char* dst, uint16_t* dst_len,
+                          size_t cap) noexcept:
+    """Copy ``text`` (a str or None) into a slot's text field, truncated at a UTF-8 boundary,
+    unless it is the object copied last time (then nothing is done)."""
+    cdef PyObject* p = <PyObject*>text
+    cdef const char* data
+    cdef Py_ssize_t n = 0
+    if p == cached[0]:
+        return
+    Py_INCREF(text)
+    Py_XDECREF(cached[0])
+    cached[0] = p
+    if text is None or not PyUnicode_Check(text):
+        dst_len[0] = 0
+        return
+    data = _utf8_of(p, &n)
+    if data == NULL:
+        PyErr_Clear()
+        dst_len[0] = 0
+        return
+    if <size_t>n > cap:
+        n = <Py_ssize_t>cap
+        while n > 0 and (<unsigned char>data[n] & 0xC0) == 0x80:  # not inside a character
+            n -= 1
+    memcpy(dst, data, <size_t>n)
+    dst_len[0] = <uint16_t>n
+
+
+cdef inline str text_of(const char* data, uint16_t n):
+    return data[:n].decode("utf-8", "replace")
+
+
+cdef inline uint64_t pidns_inode():
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return 0
+
+
+cdef str check_name(object name):
+    if not isinstance(name, str) or not name or len(name) > 200 or "/" in name or "\0" in name \
+            or name.startswith("."):
+        raise ValueError(f"name: expected a non-empty string of at most 200 characters without "
+                         f"'/' or a leading '.', got {name!r}")
+    return name
+
+
+cdef str header_problem(const pfshm_header* h, size_t file_size):
+    """Why a mapped header is not one this build reads (None when it is)."""
+    cdef uint64_t end
+    if file_size < HEADER_SIZE:
+        return f"the file has {file_size} bytes, less than a region header ({HEADER_SIZE})"
+    if memcmp(h.magic, PFSHM_MAGIC, 8) != 0:
+        return f"bad magic {bytes(h.magic[:8])!r} (expected {bytes(PFSHM_MAGIC[:8])!r}): not a parsec_fast book region"
+    if h.version != PFSHM_VERSION:
+        return (f"layout version {h.version}, this parsec_fast reads version {PFSHM_VERSION}: "
+                f"run the same parsec_fast version in the publisher and its readers")
+    cdef list checks = [
+        ["byte_order", int(h.byte_order), int(PFSHM_BYTE_ORDER)],
+        ["header_size", int(h.header_size), int(HEADER_SIZE)],
+        ["slot_header_size", int(h.slot_header_size), int(SLOT_HEADER_SIZE)],
+        ["level_size", int(h.level_size), int(sizeof(pfshm_level))],
+        ["text_sizes", int(h.text_sizes), int(PFSHM_TEXT_SIZES)]]
+    for field, found, expected in checks:
+        if found != expected:
+            return f"{field} is {found:#x}, this build expects {expected:#x} (another layout)"
+    if h.max_books < 1 or h.max_levels < 1 or h.max_levels > 65535:
+        return f"max_books={h.max_books}, max_levels={h.max_levels} out of range"
+    if h.slot_size < SLOT_HEADER_SIZE + 2 * sizeof(pfshm_level) * h.max_levels:
+        return f"slot_size {h.slot_size} too small for max_levels={h.max_levels}"
+    if h.dir_entries < h.max_books or (h.dir_entries & (h.dir_entries - 1)) != 0:
+        return f"dir_entries {h.dir_entries} is not a power of two >= max_books"
+    end = h.slots_offset + <uint64_t>h.max_books * h.slot_size
+    if (h.reader_offset < HEADER_SIZE or h.dir_offset < h.reader_offset + READER_PAGE_SIZE
+            or h.slots_offset < h.dir_offset + 4 * <uint64_t>h.dir_entries or end > h.region_size):
+        return "inconsistent offsets"
+    if h.region_size > file_size:
+        return f"the header says {h.region_size} bytes but the file has {file_size}"
+    return None
+
+
+# ----------------------------------------------------------------------------------------------
+# the publisher
+# ----------------------------------------------------------------------------------------------
+
+cdef class Publisher(BookSink):
+    """``Publisher(name, *, max_books=1024, max_levels=100, heartbeat_timeout=1.0, mode=0o600,
+    replace=False)``: creates the region ``/dev/shm/NAME``; :meth:`attach` a FeedHandler to it
+    (``parsec_fast.shared.publish`` does both).
+
+    The region is built under a temporary name and linked into place when complete, so a reader
+    never sees half a header. A region of that name whose owner is dead (closed, pid gone, or
+    heartbeat older than its own bound) is replaced; a live one raises ``FileExistsError``, and so
+    does a file that is not a region of this layout version unless ``replace``.
+
+    Cost: each published book is one seqlock write of its slot (two ``memcpy`` of its levels, up
+    to ``max_levels`` each; ~0.1-0.3 µs for 50-level books), each publishing flush one atomic
+    increment and one load of the waiter flag; a FUTEX_WAKE only when a reader announced a long
+    sleep (see the module docstring). Memory: ``max_books x (832 + 32 x max_levels)`` bytes plus
+    three pages (1024 x 100: 4.1 MB), touched only as books are placed."""
+
+    def __init__(self, name, *, int max_books=1024, int max_levels=100,
+                 double heartbeat_timeout=1.0, int mode=0o600, bint replace=False):
+        cdef size_t page, slot_size, dir_entries, reader_offset, dir_offset, slots_offset, size
+        cdef void* base
+        cdef pfshm_header* h
+        cdef uint32_t i
+        self.name = check_name(name)
+        if not 1 <= max_books <= 65536:
+            raise ValueError(f"max_books: must be in [1, 65536], got {max_books}")
+        if not 1 <= max_levels <= 10000:
+            raise ValueError(f"max_levels: must be in [1, 10000], got {max_levels}")
+        if not heartbeat_timeout > 0:
+            raise ValueError(f"heartbeat_timeout: must be > 0 s, got {heartbeat_timeout}")
+        self.path = SHM_DIR + self.name
+        page = max(4096, os.sysconf("SC_PAGE_SIZE"))
+        slot_size = round_up(SLOT_HEADER_SIZE + 2 * sizeof(pfshm_level) * <size_t>max_levels, 64)
+        dir_entries = 8
+        while dir_entries < 2 * <size_t>max_books:
+            dir_entries *= 2
+        reader_offset = page
+        dir_offset = 2 * page
+        slots_offset = round_up(dir_offset + 4 * dir_entries, page)
+        size = round_up(slots_offset + <size_t>max_books * slot_size, page)
+        tmp = f"{SHM_DIR}.{self.name}.{os.getpid()}.{os.urandom(4).hex()}"
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, mode)
+        try:
+            try:
+                os.fchmod(fd, mode)  # the umask must not narrow what the caller asked for
+                os.ftruncate(fd, size)
+                base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+                if base == MAP_FAILED:
+                    raise OSError(errno, f"mmap of {size} bytes failed: {os.strerror(errno)}")
+                st = os.fstat(fd)
+            finally:
+                os.close(fd)
+            self._base = <char*>base
+            self._size = size
+            self._dev, self._ino = st.st_dev, st.st_ino
+            self._max_books = max_books
+            self._max_levels = max_levels
+            self._slot_size = slot_size
+            self._dir_mask = <uint32_t>(dir_entries - 1)
+            self._hdr = h = <pfshm_header*>self._base
+            self._rpage = <pfshm_reader_page*>(self._base + reader_offset)
+            self._dir = <uint32_t*>(self._base + dir_offset)
+            self._slots = self._base + slots_offset
+            self._free = <uint32_t*>malloc(max_books * sizeof(uint32_t))
+            self._texts = <SlotTexts*>calloc(max_books, sizeof(SlotTexts))
+            if self._free == NULL or self._texts == NULL:
+                raise MemoryError()
+            for i in range(<uint32_t>max_books):
+                self._free[i] = <uint32_t>max_books - 1 - i   # slot 0 is handed out first
+            self._n_free = max_books
+            self._owners = [None] * max_books
+            self._unplaced = []
+            memcpy(h.magic, PFSHM_MAGIC, 8)
+            h.version = PFSHM_VERSION
+            h.byte_order = PFSHM_BYTE_ORDER
+            h.header_size = HEADER_SIZE
+            h.slot_header_size = SLOT_HEADER_SIZE
+            h.level_size = sizeof(pfshm_level)
+            h.slot_size = <uint32_t>slot_size
+            h.max_books = max_books
+            h.max_levels = max_levels
+            h.dir_entries = <uint32_t>dir_entries
+            h.text_sizes = PFSHM_TEXT_SIZES
+            h.reader_offset = reader_offset
+            h.dir_offset = dir_offset
+            h.slots_offset = slots_offset
+            h.region_size = size
+            h.writer_pid = os.getpid()
+            h.writer_pidns = pidns_inode()
+            h.created_ns = pfshm_now_ns()
+            h.heartbeat_timeout_ns = <int64_t>(heartbeat_timeout * 1e9)
+            self._heartbeat = h.created_ns
+            pfshm_store_heartbeat(h, self._heartbeat)
+            self._install(tmp, replace)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            self._release()
+            self._closed = True
+            raise
+        self._path_c = self.path.encode()
+
+    def _install(self, str tmp, bint replace):
+        """Link the finished region into place (replacing a dead owner's), drop the temp name."""
+        for _ in range(3):
+            try:
+                os.link(tmp, self.path)
+                break
+            except FileExistsError:
+                verdict = _existing_owner(self.path)
+                if verdict is not None and not (replace and verdict.startswith("not ")):
+                    raise FileExistsError(f"shared book region {self.name!r} ({self.path}) "
+                                          f"exists: {verdict}") from None
+                try:
+                    os.unlink(self.path)  # the owner is gone: its readers keep their mapping
+                except FileNotFoundError:
+                    pass
+        else:
+            raise FileExistsError(f"shared book region {self.name!r}: could not take the name")
+        os.unlink(tmp)
+
+    def __dealloc__(self):
+        # Best effort without the GIL's Python objects: mark closed, wake, unlink our file.
+        if not self._closed and self._base != NULL:
+            pfshm_store_state(self._hdr, PFSHM_CLOSED)
+            pfshm_bump_changes(self._hdr)
+            pfshm_futex_wake(&self._hdr.changes)
+            if self._path_c is not None:
+                _unlink_if_ours(PyBytes_AS_STRING(self._path_c), self._dev, self._ino)
+        self._release()
+
+    cdef void _release(self) noexcept:
+        cdef uint32_t i
+        if self._texts != NULL:
+            for i in range(self._max_books):
+                Py_XDECREF(self._texts[i].reason)
+                Py_XDECREF(self._texts[i].error)
+                Py_XDECREF(self._texts[i].book_text)
+                Py_XDECREF(self._texts[i].feed_text)
+            free(self._texts)
+            self._texts = NULL
+        free(self._free)
+        self._free = NULL
+        if self._base != NULL:
+            munmap(self._base, self._size)
+            self._base = NULL
+
+    # -- the FeedHandler side -------------------------------------------------------------------
+    def attach(self, FeedHandler feed not None):
+        """Publish ``feed``'s books here from now on (its current books at once)."""
+        if self._closed:
+            raise SharedMemoryError(f"publisher {self.name!r} is closed")
+        if self._feed is not None and self._feed is not feed:
+            raise ValueError("this publisher already publishes another FeedHandler")
+        feed.set_sink(self)
+        self._feed = feed
+
+    cdef int sink_added(self, Subscription sub) except -1:
+        if self._closed or sub.sink_slot >= 0:
+            return 0
+        if (PyBytes_GET_SIZE(sub._pid_utf8) > PFSHM_PID_MAX
+                or PyBytes_GET_SIZE(sub._outcome_key) > PFSHM_OUTCOME_MAX
+                or len(sub.outcome.encode("utf-8")) > PFSHM_OUTCOME_MAX):
+            self.n_refused += 1
+            self._hdr.n_unpublished = <uint32_t>(len(self._unplaced) + self.n_refused)
+            return 0
+        if self._n_free == 0:
+            self._unplaced.append(sub)
+            self._hdr.n_unpublished = <uint32_t>(len(self._unplaced) + self.n_refused)
+            return 0
+        self._n_free -= 1
+        self._place(sub, self._free[self._n_free])
+        self._uncommitted = True
+        self.sink_commit(0)
+        return 0
+
+    cdef int _place(self, Subscription sub, uint32_t i) except -1:
+        """Give slot ``i`` to ``sub``: identity and current state, then the directory entry."""
+        cdef pfshm_slot* slot = slot_at(self._slots, self._slot_size, i)
+        cdef bytes outcome = sub.outcome.encode("utf-8")
+        cdef uint64_t h
+        cdef uint32_t j
+        pfshm_write_begin(slot)
+        slot.gen += 1
+        slot.publishes = 0
+        slot.pid_len = <uint16_t>PyBytes_GET_SIZE(sub._pid_utf8)
+        memcpy(slot.pid, PyBytes_AS_STRING(sub._pid_utf8), slot.pid_len)
+        slot.outcome_len = <uint16_t>PyBytes_GET_SIZE(outcome)
+        memcpy(slot.outcome, PyBytes_AS_STRING(outcome), slot.outcome_len)
+        slot.key_len = <uint16_t>PyBytes_GET_SIZE(sub._outcome_key)
+        memcpy(slot.key, PyBytes_AS_STRING(sub._outcome_key), slot.key_len)
+        self._write_fields(slot, sub, i)
+        pfshm_write_end(slot)
+        self._owners[i] = sub
+        sub.sink_slot = i
+        h = pfshm_hash(slot.pid, slot.pid_len, slot.key, slot.key_len)
+        pfshm_dir_begin(self._hdr)
+        j = <uint32_t>(h & self._dir_mask)
+        while self._dir[j] != 0:
+            j = (j + 1) & self._dir_mask
+        self._dir[j] = i + 1
+        self._hdr.n_books += 1
+        self._hdr.books_version += 1
+        self._hdr.n_unpublished = <uint32_t>(len(self._unplaced) + self.n_refused)
+        pfshm_dir_end(self._hdr)
+        return 0
+
+    cdef int sink_removed(self, Subscription sub) except -1:
+        cdef Py_ssize_t i = sub.sink_slot
+        cdef pfshm_slot* slot
+        cdef SlotTexts* t
+        if self._closed:
+            return 0
+        if i < 0:
+            if sub in self._unplaced:
+                self._unplaced.remove(sub)
+                self._hdr.n_unpublished = <uint32_t>(len(self._unplaced) + self.n_refused)
+            return 0
+        slot = slot_at(self._slots, self._slot_size, i)
+        pfshm_write_begin(slot)
+        slot.gen += 1        # a reader holding the old generation now reads "gone"
+        slot.flags = 0
+        slot.n_bids = 0
+        slot.n_asks = 0
+        pfshm_write_end(slot)
+        t = &self._texts[i]
+        Py_XDECREF(t.reason)
+        Py_XDECREF(t.error)
+        Py_XDECREF(t.book_text)
+        Py_XDECREF(t.feed_text)
+        memset(t, 0, sizeof(SlotTexts))
+        self._owners[i] = None
+        sub.sink_slot = -1
+        pfshm_dir_begin(self._hdr)
+        self._hdr.n_books -= 1
+        self._hdr.books_version += 1
+        self._dir_rebuild()
+        pfshm_dir_end(self._hdr)
+        self._free[self._n_free] = <uint32_t>i
+        self._n_free += 1
+        if self._unplaced:
+            waiting = self._unplaced.pop(0)
+            self._n_free -= 1
+            self._place(<Subscription>waiting, self._free[self._n_free])
+        self._uncommitted = True
+        self.sink_commit(0)
+        return 0
+
+    cdef void _dir_rebuild(self) noexcept:
+        """Re-insert every placed book (inside the directory seqlock; removals are rare)."""
+        cdef uint32_t i, j
+        cdef pfshm_slot* slot
+        memset(self._dir, 0, (<size_t>self._dir_mask + 1) * 4)
+        for i in range(self._max_books):
+            slot = slot_at(self._slots, self._slot_size, i)
+            if slot.flags & PFSHM_OCCUPIED:
+                j = <uint32_t>(pfshm_hash(slot.pid, slot.pid_len, slot.key, slot.key_len)
+                               & self._dir_mask)
+                while self._dir[j] != 0:
+                    j = (j + 1) & self._dir_mask
+                self._dir[j] = i + 1
+
+    cdef void sink_publish(self, Subscription sub) noexcept:
+        cdef Py_ssize_t i = sub.sink_slot
+        cdef pfshm_slot* slot
+        if i < 0 or self._closed:
+            return
+        slot = slot_at(self._slots, self._slot_size, i)
+        pfshm_write_begin(slot)
+        self._write_fields(slot, sub, i)
+        pfshm_write_end(slot)
+        self._uncommitted = True
+
+    cdef void _write_fields(self, pfshm_slot* slot, Subscription sub, Py_ssize_t i) noexcept:
+        """Everything but the identity, from the Subscription's and its Book's C fields (call
+        inside the slot's write section)."""
+        cdef Book book = sub.book
+        cdef uint32_t flags = PFSHM_OCCUPIED
+        cdef pfshm_level* bids = pfshm_bids(slot)
+        cdef pfshm_level* asks = pfshm_asks(slot, self._max_levels)
+        cdef Py_ssize_t nb, na
+        cdef SlotTexts* t = &self._texts[i]
+        if book._valid:
+            flags |= PFSHM_VALID
+        if book._has_baseline:
+            flags |= PFSHM_HAS_BASELINE
+        if sub._locally_stale:
+            flags |= PFSHM_LOCALLY_STALE
+        slot.flags = flags
+        slot.book_state = <unsigned char>sub._book_state
+        slot.feed_state = <unsigned char>sub._feed_state
+        slot.seq = book._seq
+        nb = book.copy_side(SIDE_BID, <Level*>bids, self._max_levels)
+        na = book.copy_side(SIDE_ASK, <Level*>asks, self._max_levels)
+        slot.n_bids = <uint16_t>nb
+        slot.n_asks = <uint16_t>na
+        slot.total_bids = <uint32_t>book.side_count(SIDE_BID)
+        slot.total_asks = <uint32_t>book.side_count(SIDE_ASK)
+        if nb:
+            slot.top_bid = bids[0]
+        else:
+            slot.top_bid.key = 0
+            slot.top_bid.size = 0.0
+        if na:
+            slot.top_ask = asks[0]
+        else:
+            slot.top_ask.key = 0
+            slot.top_ask.size = 0.0
+        slot.exchange_ts_ms = sub._exchange_ts_ms
+        slot.ingest_ts_ms = sub._ingest_ts_ms
+        slot.last_frame_ns = sub.last_frame_ns
+        slot.stale_after_ms = sub._stale_after_ms
+        slot.publishes += 1
+        put_text(&t.reason, None if book._valid else sub._invalid_reason, slot.reason,
+                 &slot.reason_len, PFSHM_TEXT_MAX)
+        put_text(&t.error, sub.last_error, slot.error, &slot.error_len, PFSHM_ERROR_MAX)
+        put_text(&t.book_text, sub._book_state_text, slot.book_text, &slot.book_text_len,
+                 PFSHM_TEXT_MAX)
+        put_text(&t.feed_text, sub._feed_state_text, slot.feed_text, &slot.feed_text_len,
+                 PFSHM_TEXT_MAX)
+        self.n_publishes += 1
+
+    cdef void sink_commit(self, int64_t now_ns) noexcept:
+        if self._closed:
+            return
+        if now_ns > self._heartbeat:
+            self._heartbeat = now_ns
+            pfshm_store_heartbeat(self._hdr, now_ns)
+        if self._uncommitted:
+            self._uncommitted = False
+            self.n_commits += 1
+            if pfshm_publish_changes(self._hdr, self._rpage):
+                self._wake()
+
+    cdef void _wake(self) noexcept:
+        pfshm_futex_wake(&self._hdr.changes)
+        self.n_wakes += 1
+
+    cdef int sink_closed(self, str reason) except -1:
+        self._feed = None
+        return self._shutdown(reason)
+
+    # -- public ---------------------------------------------------------------------------------
+    def heartbeat(self):
+        """Refresh the heartbeat now. A ``Client`` does it from its maintenance tick (through
+        ``FeedHandler.check_stale``) and every publishing flush; call this (or ``check_stale``)
+        at least every ``heartbeat_timeout / 4`` when driving a FeedHandler by hand."""
+        if not self._closed:
+            self.sink_commit(pfshm_now_ns())
+
+    def close(self, str reason not None = "publisher closed"):
+        """Mark every book invalid and the region closed (readers see ``reason``), wake every
+        reader, unlink the region (if the name is still ours), detach from the FeedHandler.
+        Idempotent."""
+        if self._feed is not None:
+            feed = self._feed
+            self._feed = None
+            feed.close_sink(reason)  # calls sink_closed -> _shutdown
+        self._shutdown(reason)
+
+    cdef int _shutdown(self, str reason) except -1:
+        cdef uint32_t i
+        cdef pfshm_slot* slot
+        cdef bytes text
+        cdef Py_ssize_t n
+        if self._closed:
+            return 0
+        self._closed = True
+        for i in range(self._max_books):
+            slot = slot_at(self._slots, self._slot_size, i)
+            if slot.flags & PFSHM_OCCUPIED:
+                pfshm_write_begin(slot)
+                slot.flags &= ~PFSHM_VALID
+                memcpy(slot.reason, b"publisher_closed", 16)
+                slot.reason_len = 16
+                pfshm_write_end(slot)
+            sub = self._owners[i]
+            if sub is not None:
+                (<Subscription>sub).sink_slot = -1
+        text = reason.encode("utf-8")[:PFSHM_TEXT_MAX]
+        n = len(text)
+        memcpy(self._hdr.close_reason, PyBytes_AS_STRING(text), n)
+        self._hdr.close_reason_len = <uint32_t>n
+        pfshm_store_state(self._hdr, PFSHM_CLOSED)
+        pfshm_bump_changes(self._hdr)
+        self._wake()  # always: sleepers must learn it now, not at their next liveness check
+        _unlink_if_ours(PyBytes_AS_STRING(self._path_c), self._dev, self._ino)
+        self._owners = [None] * self._max_books
+        self._unplaced = []
+        self._release()
+        return 0
+
+    @property
+    def closed(self):
+        return self._closed
+
+    @property
+    def max_books(self):
+        return self._max_books
+
+    @property
+    def max_levels(self):
+        """Levels per side each slot holds (the top ones of a deeper book)."""
+        return self._max_levels
+
+    @property
+    def n_books(self):
+        """Books placed in the region."""
+        return 0 if self._closed else self._hdr.n_books
+
+    @property
+    def n_unpublished(self):
+        """Books the FeedHandler holds that are not in the region (no free slot, or an identity
+        longer than the slot's fields)."""
+        return len(self._unplaced) + self.n_refused
+
+    @property
+    def stats(self):
+        """publishes (slot writes), commits (publishing flushes), wakes (FUTEX_WAKE calls),
+        books, unpublished."""
+        return {"publishes": self.n_publishes, "commits": self.n_commits, "wakes": self.n_wakes,
+                "books": self.n_books, "unpublished": self.n_unpublished}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        state = "closed" if self._closed else f"{self.n_books} books"
+        return f"Publisher({self.name!r}, {state}, max_books={self._max_books}, max_levels={self._max_levels})"
+
+
+cdef void _unlink_if_ours(const char* path, uint64_t dev, uint64_t ino) noexcept:
+    """Unlink ``path`` only if it still names our file (never a successor's region)."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+        if st.st_dev == dev and st.st_ino == ino:
+            os.unlink(path)
+    except BaseException:
+        pass
+
+
+def _existing_owner(str path):
+    """None when the region at ``path`` may be replaced (its owner is gone), else why not."""
+    cdef const pfshm_header* h
+    cdef int64_t age
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    try:
+        data = os.pread(fd, HEADER_SIZE, 0)
+    finally:
+        os.close(fd)
+    if len(data) < HEADER_SIZE or data[:8] != _MAGIC:
+        return "not a parsec_fast book region (pass replace=True to overwrite it)"
+    h = <const pfshm_header*>PyBytes_AS_STRING(data)
+    if h.version != PFSHM_VERSION:
+        return (f"not layout version {PFSHM_VERSION} but {h.version} (another parsec_fast "
+                f"version; pass replace=True once its publisher is stopped)")
+    if h.state == PFSHM_CLOSED:
+        return None
+    if h.writer_pidns != 0 and h.writer_pidns == pidns_inode() and kill(<int>h.writer_pid, 0) == -1 \
+            and errno == ESRCH:
+        return None
+    age = pfshm_now_ns() - h.heartbeat_ns
+    if age > h.heartbeat_timeout_ns:
+        return None
+    return f"held by a live publisher (pid {h.writer_pid}, heartbeat {age / 1e6:.0f} ms ago)"
+
+
+# ----------------------------------------------------------------------------------------------
+# the reader side
+# ----------------------------------------------------------------------------------------------
+
+cdef class SharedRegion:
+    """``SharedRegion(name, *, heartbeat_timeout=None)``: a read-only view of a publisher's
+    region (``parsec_fast.shared.attach`` returns its subclass ``SharedBooks``).
+
+    ``heartbeat_timeout`` (s): the publisher is gone when its heartbeat is older than this
+    (default: the bound the publisher advertises, 1 s unless it chose another). Never unlinks
+    anything; crashing or being killed affects nobody else. Not for concurrent use from several
+    threads without the GIL (reads hold it)."""
+
+    def __init__(self, name, *, heartbeat_timeout=None):
+        cdef void* base
+        cdef void* rbase
+        cdef size_t size, page
+        cdef pfshm_header* h
+        self.name = check_name(name)
+        self.path = SHM_DIR + self.name
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no shared book region {self.name!r} ({self.path}): is its "
+                                    f"publisher running on this host?") from None
+        try:
+            size = os.fstat(fd).st_size
+            if size < HEADER_SIZE:
+                raise LayoutMismatchError(f"{self.path}: the file has {size} bytes, less than a "
+                                          f"region header ({HEADER_SIZE}): not a book region")
+            base = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0)
+            if base == MAP_FAILED:
+                raise OSError(errno, f"mmap of {self.path} failed: {os.strerror(errno)}")
+            self._base = <char*>base
+            self._size = size
+            h = self._hdr = <pfshm_header*>base
+            problem = header_problem(h, size)
+            if problem is not None:
+                raise LayoutMismatchError(f"{self.path}: {problem}")
+            page = max(4096, os.sysconf("SC_PAGE_SIZE"))
+            if h.reader_offset % page:
+                raise LayoutMismatchError(f"{self.path}: reader page at {h.reader_offset} is not "
+                                          f"page-aligned ({page})")
+            rbase = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, h.reader_offset)
+            if rbase == MAP_FAILED:
+                raise OSError(errno, f"mmap of {self.path}'s reader page failed: {os.strerror(errno)}")
+            self._rbase = <char*>rbase
+            self._rsize = page
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            os.close(fd)
+        self._rpage = <pfshm_reader_page*>self._rbase
+        self._dir = <uint32_t*>(self._base + h.dir_offset)
+        self._slots = self._base + h.slots_offset
+        self._max_books = h.max_books
+        self._max_levels = h.max_levels
+        self._slot_size = h.slot_size
+        self._dir_mask = h.dir_entries - 1
+        self._bound_ns = (h.heartbeat_timeout_ns if heartbeat_timeout is None
+                          else <int64_t>(float(heartbeat_timeout) * 1e9))
+        if self._bound_ns <= 0:
+            raise ValueError(f"heartbeat_timeout: must be > 0 s, got {heartbeat_timeout!r}")
+        self._pid = h.writer_pid
+        self._check_pid = h.writer_pidns != 0 and h.writer_pidns == pidns_inode()
+        self._last_change_ns = pfshm_now_ns()
+
+    def __dealloc__(self):
+        self._unmap()
+
+    cdef int _check_open(self) except -1:
+        if self._base == NULL:
+            raise SharedMemoryError(f"shared region {self.name!r} is closed (detached)")
+        return 0
+
+    def _unmap(self):
+        if self._rbase != NULL:
+            munmap(self._rbase, self._rsize)
+            self._rbase = NULL
+        if self._base != NULL:
+            munmap(self._base, self._size)
+            self._base = NULL
+
+    def close(self):
+        """Unmap the region (this process only). Its SharedBooks raise SharedMemoryError after."""
+        self._unmap()
+
+    # -- liveness -------------------------------------------------------------------------------
+    cdef int _alive_c(self, int64_t now) noexcept nogil:
+        """1 while the publisher is live: not closed, heartbeat within the bound, pid alive."""
+        if pfshm_load_state(self._hdr) != PFSHM_LIVE:
+            return 0
+        if now - pfshm_load_heartbeat(self._hdr) > self._bound_ns:
+            return 0
+        if self._check_pid and now - self._pid_checked_ns > _PID_CHECK_NS:
+            self._pid_checked_ns = now
+            self._pid_dead = kill(<int>self._pid, 0) == -1 and errno == ESRCH
+        return not self._pid_dead
+
+    @property
+    def alive(self):
+        """True while the publisher is live (see ``gone_reason``)."""
+        self._check_open()
+        return bool(self._alive_c(pfshm_now_ns()))
+
+    @property
+    def gone_reason(self):
+        """Why the publisher is considered gone, or None while it is live."""
+        cdef int64_t now = pfshm_now_ns(), age
+        self._check_open()
+        if self._alive_c(now):
+            return None
+        if pfshm_load_state(self._hdr) == PFSHM_CLOSED:
+            n = min(self._hdr.close_reason_len, PFSHM_TEXT_MAX)
+            return f"publisher closed ({text_of(self._hdr.close_reason, <uint16_t>n)})"
+        if self._pid_dead:
+            return f"publisher process {self._pid} is gone"
+        age = now - pfshm_load_heartbeat(self._hdr)
+        return (f"publisher heartbeat is {age / 1e6:.0f} ms old (bound {self._bound_ns / 1e6:.0f} "
+                f"ms): stopped or hung")
+
+    @property
+    def heartbeat_age(self):
+        """Seconds since the publisher's last heartbeat."""
+        self._check_open()
+        return (pfshm_now_ns() - pfshm_load_heartbeat(self._hdr)) / 1e9
+
+    @property
+    def heartbeat_timeout(self):
+        return self._bound_ns / 1e9
+
+    @property
+    def publisher_pid(self):
+        self._check_open()
+        return self._hdr.writer_pid
+
+    @property
+    def max_books(self):
+        return self._max_books
+
+    @property
+    def max_levels(self):
+        """Levels per side a slot holds (a deeper book is published truncated to these)."""
+        return self._max_levels
+
+    @property
+    def layout_version(self):
+        return PFSHM_VERSION
+
+    @property
+    def changes(self):
+        """The region's change counter (uint32, wraps): bumped once per publishing flush."""
+        self._check_open()
+        return pfshm_load_changes(self._hdr)
+
+    @property
+    def books_version(self):
+        """Bumped whenever a book is added or removed (refresh a cached ``books()`` list)."""
+        self._check_open()
+        return pfshm_load_u64(&self._hdr.books_version)
+
+    @property
+    def n_unpublished(self):
+        """Books the publisher holds but could not place in the region."""
+        self._check_open()
+        return self._hdr.n_unpublished
+
+    def __len__(self):
+        self._check_open()
+        return pfshm_load_u32(&self._hdr.n_books)
+
+    # -- the directory --------------------------------------------------------------------------
+    cdef Py_ssize_t _find(self, bytes pid, bytes key, uint32_t* gen) except -2:
+        """Slot of (pid, folded outcome key), -1 when absent; ``gen`` its generation."""
+        cdef uint64_t h = pfshm_hash(PyBytes_AS_STRING(pid), PyBytes_GET_SIZE(pid),
+                                     PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key))
+        cdef uint64_t d
+        cdef uint32_t j, e, probes
+        cdef Py_ssize_t found
+        cdef pfshm_ident ident
+        cdef int attempt = 0
+        self._check_open()
+        while True:
+            d = pfshm_read_begin(&self._hdr.dir_lock)
+            found = -1
+            if not (d & 1):
+                j = <uint32_t>(h & self._dir_mask)
+                for probes in range(self._dir_mask + 1):
+                    e = pfshm_load_u32(&self._dir[j])
+                    if e == 0:
+                        break
+                    if e <= self._max_books and pfshm_read_ident(
+                            slot_at(self._slots, self._slot_size, e - 1), &ident) == PFSHM_OK:
+                        if ((ident.flags & PFSHM_OCCUPIED) and ident.pid_len == PyBytes_GET_SIZE(pid)
+                                and ident.key_len == PyBytes_GET_SIZE(key)
+                                and memcmp(ident.pid, PyBytes_AS_STRING(pid), ident.pid_len) == 0
+                                and memcmp(ident.key, PyBytes_AS_STRING(key), ident.key_len) == 0):
+                            found = e - 1
+                            gen[0] = ident.gen
+                            break
+                    j = (j + 1) & self._dir_mask
+                if not pfshm_read_retry(&self._hdr.dir_lock, d):
+                    return found
+            attempt += 1
+            if attempt > 10000:
+                raise BookBusyError(f"shared region {self.name!r}: the directory stayed busy")
+            pfshm_relax()
+
+    def get(self, str parsec_id not None, str outcome not None = "Yes"):
+        """The SharedBook of (parsec_id, outcome) — outcome compared as the FeedHandler does
+        (ASCII case-insensitively) — or None when it is not published."""
+        cdef uint32_t gen = 0
+        cdef Py_ssize_t i = self._find(parsec_id.encode("utf-8"),
+                                       rules.fold_outcome(outcome).encode("utf-8"), &gen)
+        if i < 0:
+            return None
+        return _make_book(self, i, gen)
+
+    def book(self, str parsec_id not None, str outcome not None = "Yes"):
+        """Like ``get``, but KeyError (saying how many books the region could not hold) when it
+        is not published."""
+        sb = self.get(parsec_id, outcome)
+        if sb is None:
+            extra = self._hdr.n_unpublished
+            note = (f"; {extra} book(s) of the publisher are not in the region (max_books="
+                    f"{self._max_books}, or an identity too long)" if extra else "")
+            raise KeyError(f"{parsec_id}/{outcome} is not published in {self.name!r}{note}")
+        return sb
+
+    def books(self):
+        """Every published book, in slot order."""
+        cdef uint32_t i
+        cdef pfshm_ident ident
+        cdef list out = []
+        self._check_open()
+        for i in range(self._max_books):
+            if (pfshm_read_ident(slot_at(self._slots, self._slot_size, i), &ident) == PFSHM_OK
+                    and ident.flags & PFSHM_OCCUPIED):
+                out.append(_make_book(self, i, ident.gen))
+        return out
+
+    def keys(self):
+        """(parsec_id, outcome) of every published book, in slot order."""
+        return [(b.parsec_id, b.outcome) for b in self.books()]
+
+    def __iter__(self):
+        return iter(self.books())
+
+    def __contains__(self, key):
+        pid, outcome = (key, "Yes") if isinstance(key, str) else key
+        return self.get(pid, outcome) is not None
+
+    # -- waiting --------------------------------------------------------------------------------
+    cdef int _wait_c(self, uint32_t last, int64_t deadline, int64_t poll_ns, int64_t linger_ns,
+                     int64_t spin_until, uint32_t* out) noexcept nogil:
+        """0 changed (``out``), 1 deadline, 2 publisher gone, 3 interrupted by a signal."""
+        cdef int64_t now = pfshm_now_ns(), sleep
+        cdef uint32_t c
+        while True:
+            if not self._alive_c(now):   # before the counter: closing bumps it too
+                return 2
+            c = pfshm_load_changes(self._hdr)
+            if c != last:
+                self._last_change_ns = now
+                out[0] = c
+                return 0
+            if now >= deadline:
+                return 1
+            if now < spin_until:
+                pfshm_relax()
+                now = pfshm_now_ns()
+                continue
+            if now - self._last_change_ns < linger_ns:
+                sleep = poll_ns          # busy stream: timed sleeps, the writer is not involved
+            else:
+                pfshm_announce(self._rpage)  # quiet: ask to be woken, then re-check
+                if pfshm_load_changes(self._hdr) != last:
+                    continue
+                sleep = _LIVENESS_SLICE_NS
+            if sleep > deadline - now:
+                sleep = deadline - now
+            if pfshm_futex_wait(&self._hdr.changes, last, sleep):
+                return 3
+            now = pfshm_now_ns()
+
+    def wait(self, last=None, timeout=None, *, double poll=100e-6, double linger=0.01,
+             double spin=0.0):
+        """Block until the change counter differs from ``last`` (default: its value now) and
+        return the new value; return ``last`` after ``timeout`` seconds (None: no limit). Raises
+        PublisherGoneError when the publisher is (or becomes) gone.
+
+        Does not spin a core (unless ``spin`` > 0): see the module docstring for the two sleeps
+        and ``bench/RESULTS.md`` for the measured wake latency. ``poll`` (s) is the timed sleep
+        while changes keep coming (a change seen within ``linger`` s); after that the reader asks
+        the writer to wake it. ``spin`` (s): spin this long first, for a reader on its own core
+        that wants the change within a microsecond. Changes of any book count (a flush bumps the
+        counter once): check the books you follow."""
+        cdef uint32_t expected, out = 0
+        cdef int64_t now, deadline, spin_until, slice_end
+        cdef int64_t poll_ns = <int64_t>(poll * 1e9), linger_ns = <int64_t>(linger * 1e9)
+        cdef int rc
+        self._check_open()
+        expected = pfshm_load_changes(self._hdr) if last is None else <uint32_t>(int(last) & 0xffffffff)
+        now = pfshm_now_ns()
+        deadline = INT64_MAX if timeout is None else now + <int64_t>(max(0.0, float(timeout)) * 1e9)
+        spin_until = now + <int64_t>(spin * 1e9) if spin > 0 else 0
+        while True:
+            slice_end = deadline if deadline - now < _SIGNAL_SLICE_NS else now + _SIGNAL_SLICE_NS
+            with nogil:
+                rc = self._wait_c(expected, slice_end, poll_ns, linger_ns, spin_until, &out)
+            if rc == 0:
+                return out
+            if rc == 2:
+                raise PublisherGoneError(f"shared region {self.name!r}: {self.gone_reason}")
+            PyErr_CheckSignals()
+            now = pfshm_now_ns()
+            if now >= deadline:
+                return expected
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        if self._base == NULL:
+            return f"SharedRegion({self.name!r}, detached)"
+        return (f"SharedRegion({self.name!r}, {self._hdr.n_books} books, publisher pid "
+                f"{self._pid}, {'live' if self._alive_c(pfshm_now_ns()) else 'gone'})")
+
+
+cdef SharedBook _make_book(SharedRegion region, Py_ssize_t i, uint32_t gen):
+    cdef SharedBook sb = SharedBook.__new__(SharedBook)
+    cdef pfshm_ident ident
+    cdef pfshm_slot* slot = slot_at(region._slots, region._slot_size, i)
+    sb._region = region
+    sb._slot = slot
+    sb._gen = gen
+    sb.index = i
+    if pfshm_read_ident(slot, &ident) != PFSHM_OK:
+        raise BookBusyError(f"slot {i} of {region.name!r} stayed busy")
+    if ident.gen != gen or not (ident.flags & PFSHM_OCCUPIED):
+        raise BookGoneError(f"slot {i} of {region.name!r} changed owner while looked up")
+    sb.parsec_id = text_of(ident.pid, ident.pid_len)
+    sb.outcome = text_of(ident.outcome, ident.outcome_len)
+    sb._buf = <pfshm_level*>malloc(2 * <size_t>region._max_levels * sizeof(pfshm_level))
+    if sb._buf == NULL:
+        raise MemoryError()
+    return sb
+
+
+# ----------------------------------------------------------------------------------------------
+# one shared book
+# ----------------------------------------------------------------------------------------------
+
+cdef class SharedBook:
+    """A read-only view of one published book, with ``Book``'s read API and ``Subscription``'s
+    trust signals (get one from ``SharedRegion.book``).
+
+    Each read is one consistent copy of the slot (seqlock): ``best_bid`` alone, ``bids()`` alone,
+    ``top()`` (both sides' best levels at one version) and ``to_dict()`` / ``state()`` (all of it
+    at one version). Two separate reads may see two versions: use ``top()`` for a bid/ask pair.
+    Data reads raise ``BookGoneError`` once the book was removed, ``BookBusyError`` if the writer
+    stayed in the slot through every retry; after the publisher is gone they return its last
+    published data and ``trustworthy`` is False. ``bids()`` / ``asks()`` return at most the
+    region's ``max_levels`` (see ``truncated``).
+
+    Performance: a top-of-book read is one cache line plus the Python call and tuple (the same
+    order as ``Book.best_bid``; measured in ``bench/RESULTS.md``); ``bids(n)`` copies the side's
+    published levels once (~16 bytes per level) then builds the list."""
+
+    def __init__(self, *args, **kwargs):
+        raise TypeError("SharedBook objects come from SharedRegion.book() / .get()")
+
+    def __dealloc__(self):
+        free(self._buf)
+
+    cdef int _fail(self, int rc) except -1:
+        if rc == PFSHM_GONE:
+            raise BookGoneError(f"{self.parsec_id}/{self.outcome} was removed from shared region "
+                                f"{self._region.name!r} (unsubscribed); look it up again")
+        raise BookBusyError(f"{self.parsec_id}/{self.outcome}: the publisher stayed inside the "
+                            f"slot for the whole bounded retry (stopped mid-write?)")
+
+    cdef int _top(self, pfshm_top* t) except -1:
+        cdef int rc
+        if self._region._base == NULL:
+            self._region._check_open()
+        rc = pfshm_read_top(self._slot, self._gen, t)
+        if rc != PFSHM_OK:
+            self._fail(rc)
+        return 0
+
+    cdef int _state(self, pfshm_state* st) except -1:
+        cdef int rc
+        if self._region._base == NULL:
+            self._region._check_open()
+        rc = pfshm_read_state(self._slot, self._gen, st)
+        if rc != PFSHM_OK:
+            self._fail(rc)
+        return 0
+
+    cdef Py_ssize_t _side(self, int s, Py_ssize_t cap, pfshm_top* t) except -1:
+        """Copy up to ``cap`` best levels of side ``s`` into self._buf; returns how many."""
+        cdef size_t nb = 0, na = 0
+        cdef uint32_t tb, ta
+        cdef int rc
+        if self._region._base == NULL:
+            self._region._check_open()
+        if cap > self._region._max_levels:
+            cap = self._region._max_levels
+        rc = pfshm_read_levels(self._slot, self._gen, self._region._max_levels,
+                               self._buf, cap if s == SIDE_BID else 0, &nb,
+                               self._buf, cap if s == SIDE_ASK else 0, &na, t, &tb, &ta)
+        if rc != PFSHM_OK:
+            self._fail(rc)
+        return <Py_ssize_t>(nb if s == SIDE_BID else na)
+
+    # -- Book's reads ---------------------------------------------------------------------------
+    @property
+    def seq(self):
+        """Last applied server_seq, or None before the first snapshot."""
+        cdef pfshm_top t
+        self._top(&t)
+        return t.seq if t.flags & PFSHM_HAS_BASELINE else None
+
+    @property
+    def is_valid(self):
+        """The publisher's ``Book.is_valid`` as last published (see ``trustworthy``)."""
+        cdef pfshm_top t
+        self._top(&t)
+        return bool(t.flags & PFSHM_VALID)
+
+    @property
+    def best_bid(self):
+        cdef pfshm_top t
+        self._top(&t)
+        if t.n_bids == 0:
+            return None
+        return (key_price(t.top_bid.key), t.top_bid.size)
+
+    @property
+    def best_ask(self):
+        cdef pfshm_top t
+        self._top(&t)
+        if t.n_asks == 0:
+            return None
+        return (key_price(t.top_ask.key), t.top_ask.size)
+
+    @property
+    def best_bid_price(self):
+        """Best bid price, NaN when there are no bids."""
+        cdef pfshm_top t
+        self._top(&t)
+        return key_price(t.top_bid.key) if t.n_bids else NAN
+
+    @property
+    def best_bid_size(self):
+        cdef pfshm_top t
+        self._top(&t)
+        return t.top_bid.size if t.n_bids else NAN
+
+    @property
+    def best_ask_price(self):
+        cdef pfshm_top t
+        self._top(&t)
+        return key_price(t.top_ask.key) if t.n_asks else NAN
+
+    @property
+    def best_ask_size(self):
+        cdef pfshm_top t
+        self._top(&t)
+        return t.top_ask.size if t.n_asks else NAN
+
+    def top(self):
+        """``(bid_price, bid_size, ask_price, ask_size)`` at one version (NaN for an empty side)."""
+        cdef pfshm_top t
+        self._top(&t)
+        return (key_price(t.top_bid.key) if t.n_bids else NAN, t.top_bid.size if t.n_bids else NAN,
+                key_price(t.top_ask.key) if t.n_asks else NAN, t.top_ask.size if t.n_asks else NAN)
+
+    @property
+    def mid(self):
+        """(best bid + best ask) / 2 at one version, or None when a side is empty."""
+        cdef pfshm_top t
+        self._top(&t)
+        if t.n_bids == 0 or t.n_asks == 0:
+            return None
+        return (key_price(t.top_bid.key) + key_price(t.top_ask.key)) / 2.0
+
+    @property
+    def spread(self):
+        """best ask - best bid at one version, or None when a side is empty."""
+        cdef pfshm_top t
+        self._top(&t)
+        if t.n_bids == 0 or t.n_asks == 0:
+            return None
+        return key_price(t.top_ask.key) - key_price(t.top_bid.key)
+
+    @property
+    def crossed(self):
+        cdef pfshm_top t
+        self._top(&t)
+        return t.n_bids > 0 and t.n_asks > 0 and -t.top_bid.key >= t.top_ask.key
+
+    cdef list _levels(self, int s, object n):
+        cdef pfshm_top t
+        cdef Py_ssize_t cap = self._region._max_levels, count, i
+        cdef list out
+        if n is not None and rules.level_count(n) < cap:
+            cap = rules.level_count(n)
+        count = self._side(s, cap, &t)
+        out = [None] * count
+        for i in range(count):
+            out[i] = (key_price(self._buf[i].key), self._buf[i].size)
+        return out
+
+    def bids(self, n=None):
+        """The best ``n`` bids (all published when None) as (price, size), best first."""
+        return self._levels(SIDE_BID, n)
+
+    def asks(self, n=None):
+        """The best ``n`` asks (all published when None) as (price, size), best first."""
+        return self._levels(SIDE_ASK, n)
+
+    cdef object _array(self, int s, object n, str method):
+        cdef pfshm_top t
+        cdef Py_ssize_t cap = self._region._max_levels, count, i
+        np = rules.import_numpy(method)
+        if n is not None and rules.level_count(n) < cap:
+            cap = rules.level_count(n)
+        count = self._side(s, cap, &t)
+        arr = np.empty((count, 2), dtype=np.float64)
+        cdef double[:, ::1] view = arr
+        for i in range(count):
+            view[i, 0] = key_price(self._buf[i].key)
+            view[i, 1] = self._buf[i].size
+        return arr
+
+    def bids_array(self, n=None):
+        """The best ``n`` bids as a float64 NumPy array of shape (k, 2)."""
+        return self._array(SIDE_BID, n, "bids_array")
+
+    def asks_array(self, n=None):
+        return self._array(SIDE_ASK, n, "asks_array")
+
+    cdef Py_ssize_t _into(self, int s, object out) except -1:
+        cdef Py_buffer buf
+        cdef pfshm_top t
+        cdef Py_ssize_t count, i
+        cdef double* dst
+        cdef bytes fmt
+        try:
+            PyObject_GetBuffer(out, &buf, PyBUF_WRITABLE | PyBUF_FORMAT | PyBUF_C_CONTIGUOUS)
+        except Exception:
+            rules.float64_buffer(out)
+            raise
+        try:
+            fmt = buf.format if buf.format != NULL else b"B"
+            if buf.itemsize != 8 or fmt not in (b"d", b"@d", b"=d", b"<d" if _LITTLE_ENDIAN else b">d"):
+                rules.float64_buffer(out)
+                raise ValueError(f"out: expected a C-contiguous float64 buffer, got format {fmt.decode()!r}")
+            count = self._side(s, (buf.len // 8) // 2, &t)
+            dst = <double*>buf.buf
+            for i in range(count):
+                dst[2 * i] = key_price(self._buf[i].key)
+                dst[2 * i + 1] = self._buf[i].size
+            return count
+        finally:
+            PyBuffer_Release(&buf)
+
+    def bids_into(self, out):
+        """Write the best bids as price, size pairs into a writable C-contiguous float64 buffer;
+        returns the number of levels written."""
+        return self._into(SIDE_BID, out)
+
+    def asks_into(self, out):
+        return self._into(SIDE_ASK, out)
+
+    cdef double _size_at(self, int s, object price) except? -1.0:
+        cdef int64_t key = rules.price_key(price, "price")
+        cdef pfshm_top t
+        cdef Py_ssize_t n, i
+        if s == SIDE_BID:
+            key = -key
+        n = self._side(s, self._region._max_levels, &t)
+        for i in range(n):
+            if self._buf[i].key == key:
+                return self._buf[i].size
+            if self._buf[i].key > key:
+                break
+        return 0.0
+
+    def bid_size(self, price):
+        """Size at ``price`` on the bid side, 0.0 when absent (or beyond the published depth)."""
+        return self._size_at(SIDE_BID, price)
+
+    def ask_size(self, price):
+        return self._size_at(SIDE_ASK, price)
+
+    def level_count(self, side):
+        """Levels published on ``side`` ("bid" or "ask"): what ``bids()`` / ``asks()`` return."""
+        cdef pfshm_top t
+        cdef int s = rules.side_index(side, "side")
+        self._top(&t)
+        return t.n_bids if s == SIDE_BID else t.n_asks
+
+    def book_level_count(self, side):
+        """Levels the publisher's book has on ``side`` (more than published when truncated)."""
+        cdef pfshm_state st
+        cdef int s = rules.side_index(side, "side")
+        self._state(&st)
+        return st.total_bids if s == SIDE_BID else st.total_asks
+
+    @property
+    def truncated(self):
+        """True when the book has more levels on a side than the region's ``max_levels``."""
+        cdef pfshm_state st
+        self._state(&st)
+        return st.total_bids > st.top.n_bids or st.total_asks > st.top.n_asks
+
+    @property
+    def max_levels(self):
+        return self._region._max_levels
+
+    # -- Subscription's trust signals -----------------------------------------------------------
+    @property
+    def gone(self):
+        """True once the book was removed from the region (its slot changed owner)."""
+        cdef pfshm_top t
+        if self._region._base == NULL:
+            return True
+        return pfshm_read_top(self._slot, self._gen, &t) == PFSHM_GONE
+
+    @property
+    def trustworthy(self):
+        """Publisher live, book still published, valid, fresh (server and locally), venue feed
+        healthy: ``Subscription.trustworthy`` plus the publisher's liveness."""
+        cdef pfshm_top t
+        if self._region._base == NULL or not self._region._alive_c(pfshm_now_ns()):
+            return False
+        if pfshm_read_top(self._slot, self._gen, &t) != PFSHM_OK:
+            return False
+        return bool((t.flags & PFSHM_VALID) and not (t.flags & PFSHM_LOCALLY_STALE)
+                    and t.book_state == _BOOK_FRESH and t.feed_state == _FEED_HEALTHY)
+
+    def why_not(self):
+        """None when ``trustworthy``, else a short reason: the publisher's (gone, with why), the
+        slot's (removed, busy), or ``Subscription.why_not()``'s text for the published state."""
+        cdef pfshm_state st
+        cdef int rc
+        if self._region._base == NULL:
+            return "shared region detached in this process"
+        reason = self._region.gone_reason
+        if reason is not None:
+            return f"publisher gone: {reason}"
+        rc = pfshm_read_state(self._slot, self._gen, &st)
+        if rc == PFSHM_GONE:
+            return "book removed from the shared region (unsubscribed)"
+        if rc == PFSHM_BUSY:
+            return "book busy: the publisher stayed inside its slot"
+        if not (st.top.flags & PFSHM_VALID):
+            why = text_of(st.reason, st.reason_len) or "invalid"
+            if why == "rejected" and st.error_len:
+                return f"book invalid (rejected data: {text_of(st.error, st.error_len)}); resync pending"
+            return f"book invalid ({why}); awaiting a snapshot"
+        if st.top.book_state != _BOOK_FRESH:
+            return f"server reports book_state={_state_name(st.top.book_state, st.book_text, st.book_text_len, _BOOK_STATE_NAMES)}"
+        if st.top.flags & PFSHM_LOCALLY_STALE:
+            return f"no book frame for more than stale_after_ms={st.stale_after_ms}"
+        if st.top.feed_state != _FEED_HEALTHY:
+            return f"venue feed is {_state_name(st.top.feed_state, st.feed_text, st.feed_text_len, _FEED_STATE_NAMES)}"
+        return None
+
+    @property
+    def invalid_reason(self):
+        """Why the book is invalid (the publisher's ``Subscription.invalid_reason``; or
+        "publisher_closed"), None while valid."""
+        cdef pfshm_state st
+        self._state(&st)
+        if st.top.flags & PFSHM_VALID:
+            return None
+        return text_of(st.reason, st.reason_len) or None
+
+    @property
+    def last_error(self):
+        cdef pfshm_state st
+        self._state(&st)
+        return text_of(st.error, st.error_len) if st.error_len else None
+
+    @property
+    def book_state(self):
+        cdef pfshm_state st
+        self._state(&st)
+        return _state_name(st.top.book_state, st.book_text, st.book_text_len, _BOOK_STATE_NAMES)
+
+    @property
+    def feed_state(self):
+        cdef pfshm_state st
+        self._state(&st)
+        return _state_name(st.top.feed_state, st.feed_text, st.feed_text_len, _FEED_STATE_NAMES)
+
+    @property
+    def locally_stale(self):
+        cdef pfshm_top t
+        self._top(&t)
+        return bool(t.flags & PFSHM_LOCALLY_STALE)
+
+    @property
+    def stale_after_ms(self):
+        cdef pfshm_state st
+        self._state(&st)
+        return st.stale_after_ms if st.stale_after_ms >= 0 else None
+
+    @property
+    def exchange_ts_ms(self):
+        cdef pfshm_state st
+        self._state(&st)
+        return None if st.exchange_ts_ms == _NO_TS else st.exchange_ts_ms
+
+    @property
+    def ingest_ts_ms(self):
+        cdef pfshm_state st
+        self._state(&st)
+        return None if st.ingest_ts_ms == _NO_TS else st.ingest_ts_ms
+
+    @property
+    def last_frame_ns(self):
+        """time.monotonic_ns() in the publisher when the last book frame for it was read (the
+        clock is the host's: ``time.monotonic_ns() - last_frame_ns`` is its age here)."""
+        cdef pfshm_state st
+        self._state(&st)
+        return st.last_frame_ns
+
+    @property
+    def publishes(self):
+        """Times the publisher wrote this book since it was placed (a version number)."""
+        cdef pfshm_state st
+        self._state(&st)
+        return st.publishes
+
+    def state(self):
+        """Every trust field at one version, as a dict (seq, is_valid, invalid_reason,
+        last_error, book_state, feed_state, locally_stale, stale_after_ms, exchange_ts_ms,
+        ingest_ts_ms, last_frame_ns, publishes, levels published and held per side)."""
+        cdef pfshm_state st
+        self._state(&st)
+        valid = bool(st.top.flags & PFSHM_VALID)
+        return {
+            "seq": st.top.seq if st.top.flags & PFSHM_HAS_BASELINE else None,
+            "is_valid": valid,
+            "invalid_reason": None if valid else (text_of(st.reason, st.reason_len) or None),
+            "last_error": text_of(st.error, st.error_len) if st.error_len else None,
+            "book_state": _state_name(st.top.book_state, st.book_text, st.book_text_len, _BOOK_STATE_NAMES),
+            "feed_state": _state_name(st.top.feed_state, st.feed_text, st.feed_text_len, _FEED_STATE_NAMES),
+            "locally_stale": bool(st.top.flags & PFSHM_LOCALLY_STALE),
+            "stale_after_ms": st.stale_after_ms if st.stale_after_ms >= 0 else None,
+            "exchange_ts_ms": None if st.exchange_ts_ms == _NO_TS else st.exchange_ts_ms,
+            "ingest_ts_ms": None if st.ingest_ts_ms == _NO_TS else st.ingest_ts_ms,
+            "last_frame_ns": st.last_frame_ns,
+            "publishes": st.publishes,
+            "bids_published": st.top.n_bids, "asks_published": st.top.n_asks,
+            "bids_held": st.total_bids, "asks_held": st.total_asks,
+        }
+
+    def to_dict(self):
+        """Like ``Book.to_dict()`` (parsec_id, outcome, seq, is_valid, bids, asks), at one
+        version of the slot."""
+        cdef pfshm_top t
+        cdef size_t nb = 0, na = 0
+        cdef uint32_t tb, ta
+        cdef size_t cap = self._region._max_levels
+        cdef int rc
+        cdef Py_ssize_t i
+        if self._region._base == NULL:
+            self._region._check_open()
+        rc = pfshm_read_levels(self._slot, self._gen, self._region._max_levels,
+                               self._buf, cap, &nb, self._buf + cap, cap, &na, &t, &tb, &ta)
+        if rc != PFSHM_OK:
+            self._fail(rc)
+        return {
+            "parsec_id": self.parsec_id,
+            "outcome": self.outcome,
+            "seq": t.seq if t.flags & PFSHM_HAS_BASELINE else None,
+            "is_valid": bool(t.flags & PFSHM_VALID),
+            "bids": [[key_price(self._buf[i].key), self._buf[i].size] for i in range(nb)],
+            "asks": [[key_price(self._buf[cap + i].key), self._buf[cap + i].size] for i in range(na)],
+        }
+
+    def _bench_top(self, Py_ssize_t n):
+        """ns for ``n`` top-of-book reads (line 0, both sides) in a C loop: the read's own cost
+        without the Python call (bench/bench_shm.py)."""
+        cdef pfshm_top t
+        cdef int64_t t0, t1
+        cdef double sink = 0.0
+        cdef Py_ssize_t i
+        t0 = pfshm_now_ns()
+        for i in range(n):
+            if pfshm_read_top(self._slot, self._gen, &t) == PFSHM_OK:
+                sink += t.top_bid.size + t.top_ask.size
+        t1 = pfshm_now_ns()
+        return [int(t1 - t0), float(sink)]
+
+    def __repr__(self):
+        cdef pfshm_top t
+        rc = pfshm_read_top(self._slot, self._gen, &t) if self._region._base != NULL else PFSHM_GONE
+        if rc != PFSHM_OK:
+            return f"SharedBook({self.parsec_id!r}, {self.outcome!r}, {'gone' if rc == PFSHM_GONE else 'busy'})"
+        return (f"SharedBook({self.parsec_id!r}, {self.outcome!r}, seq={t.seq}, "
+                f"valid={bool(t.flags & PFSHM_VALID)}, bids={t.n_bids}, asks={t.n_asks})")
+
+
+cdef str _state_name(int code, const char* text, uint16_t n, tuple names):
+    if code == _STATE_OTHER and n:
+        return text_of(text, n)
+    return names[code] if 0 <= code < len(names) else "other"
+
+
+# ----------------------------------------------------------------------------------------------
+# test and bench helpers
+# ----------------------------------------------------------------------------------------------
+
+def _hammer(Publisher pub not None, Subscription sub not None, Py_ssize_t n, Py_ssize_t levels,
+            int64_t seq0=1, int gap=0):
+    """Write ``sub``'s slot ``n`` times through the publisher's seqlock, ``gap`` pause
+    instructions apart (0: back to back, which starves readers, as any seqlock does): write k
+    has seq = seq0 + k and ``levels`` levels per side whose size is that seq. A stress test's
+    torn-read detector: a consistent read sees every size equal to its seq. Returns ns elapsed."""
+    cdef Py_ssize_t i = sub.sink_slot, k, j
+    cdef int g
+    cdef pfshm_slot* slot
+    cdef pfshm_level* bids
+    cdef pfshm_level* asks
+    cdef int64_t t0, seq
+    if i < 0 or pub._closed:
+        raise ValueError("the subscription has no slot in this publisher")
+    if not 1 <= levels <= pub._max_levels:
+        raise ValueError(f"levels: must be in [1, {pub._max_levels}]")
+    slot = slot_at(pub._slots, pub._slot_size, i)
+    bids = pfshm_bids(slot)
+    asks = pfshm_asks(slot, pub._max_levels)
+    t0 = pfshm_now_ns()
+    with nogil:
+        for k in range(n):
+            seq = seq0 + k
+            pfshm_write_begin(slot)
+            slot.seq = seq
+            slot.flags = PFSHM_OCCUPIED | PFSHM_VALID | PFSHM_HAS_BASELINE
+            for j in range(levels):
+                bids[j].key = -(500_000_000 - j * 1_000_000)
+                bids[j].size = <double>seq
+                asks[j].key = 510_000_000 + j * 1_000_000
+                asks[j].size = <double>seq
+            slot.n_bids = <uint16_t>levels
+            slot.n_asks = <uint16_t>levels
+            slot.total_bids = <uint32_t>levels
+            slot.total_asks = <uint32_t>levels
+            slot.top_bid = bids[0]
+            slot.top_ask = asks[0]
+            pfshm_write_end(slot)
+            if (k & 1023) == 0:
+                pfshm_bump_changes(pub._hdr)
+            for g in range(gap):
+                pfshm_relax()
+    pfshm_bump_changes(pub._hdr)
+    return pfshm_now_ns() - t0

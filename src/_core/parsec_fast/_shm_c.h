@@ -1,0 +1,520 @@
+/* The shared-memory book region of parsec_fast._shm: its fixed layout, the per-slot seqlock and
+ * the futex wait/wake, in C so that the memory ordering is written once and can be read in one
+ * place. parsec_fast/_shm.pyx has the why; this file has the exact orderings.
+ *
+ * Layout (all offsets from the start of the region; every struct is 64-byte aligned so a field
+ * group never shares a cache line with a group written by another party):
+ *
+ *   0                      pfshm_header          written by the publisher only
+ *   reader_offset          pfshm_reader_page     the one page readers write (the waiter flag)
+ *   dir_offset             uint32 dir[dir_entries]  hash index: slot + 1, 0 = empty
+ *   slots_offset           max_books x slot_size: pfshm_slot, then bids[max_levels], asks[max_levels]
+ *
+ * Both targets (x86-64, aarch64) are LP64 and little-endian, so the layout is the same; the
+ * _Static_asserts below pin the offsets and the header records every size a reader checks.
+ */
+#ifndef PARSEC_FAST_SHM_C_H
+#define PARSEC_FAST_SHM_C_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+#include <errno.h>
+#include <sched.h>
+#include <limits.h>
+#ifdef __linux__
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+#define PFSHM_MAGIC "PFBOOKS"          /* 8 bytes with the NUL */
+#define PFSHM_VERSION 1u
+#define PFSHM_BYTE_ORDER 0x01020304u
+
+#define PFSHM_PID_MAX 128              /* UTF-8 bytes of a parsec_id */
+#define PFSHM_OUTCOME_MAX 64           /* UTF-8 bytes of an outcome (as given, and folded) */
+#define PFSHM_TEXT_MAX 48              /* invalid_reason, book_state / feed_state text */
+#define PFSHM_ERROR_MAX 256            /* last_error */
+
+/* pfshm_slot.flags */
+#define PFSHM_OCCUPIED      1u         /* the slot holds a book (else free) */
+#define PFSHM_VALID         2u         /* Book.is_valid */
+#define PFSHM_HAS_BASELINE  4u         /* a snapshot was applied: seq is meaningful */
+#define PFSHM_LOCALLY_STALE 8u         /* Subscription.locally_stale */
+
+/* pfshm_header.state */
+#define PFSHM_LIVE   0u
+#define PFSHM_CLOSED 1u
+
+/* results of the reads */
+#define PFSHM_OK    0
+#define PFSHM_BUSY  1                  /* the writer stayed inside the slot: retried, gave up */
+#define PFSHM_GONE  2                  /* the slot no longer holds the book this handle names */
+
+typedef struct {
+    int64_t key;                       /* _book.pxd's Level: -nanos for bids, +nanos for asks */
+    double size;
+} pfshm_level;
+
+typedef struct {
+    /* line 0-2: identity and layout; immutable once the region is visible (it is renamed into
+     * place only after this is written) */
+    char magic[8];
+    uint32_t version;
+    uint32_t byte_order;
+    uint32_t header_size;
+    uint32_t slot_header_size;
+    uint32_t level_size;
+    uint32_t slot_size;
+    uint32_t max_books;
+    uint32_t max_levels;
+    uint32_t dir_entries;
+    uint32_t text_sizes;               /* PID_MAX | OUTCOME_MAX << 8 ... (a layout check) */
+    uint64_t reader_offset;
+    uint64_t dir_offset;
+    uint64_t slots_offset;
+    uint64_t region_size;
+    int64_t writer_pid;
+    uint64_t writer_pidns;             /* inode of /proc/self/ns/pid (0: unknown) */
+    int64_t created_ns;                /* CLOCK_MONOTONIC */
+    int64_t heartbeat_timeout_ns;      /* the bound the publisher advertises */
+    char _pad0[192 - 112];
+    /* line 3: the directory's seqlock, written on add/remove only */
+    uint64_t dir_lock;
+    uint64_t books_version;            /* bumped on every add and remove */
+    uint32_t n_books;
+    uint32_t n_unpublished;            /* books the publisher holds but could not place */
+    char _pad1[64 - 24];
+    /* line 4: what every reader polls, written at each publishing flush: one line, so one
+     * cache-line transfer per flush however many of these fields changed */
+    uint32_t changes;                  /* the futex word: bumped once per publishing flush */
+    uint32_t state;                    /* PFSHM_LIVE / PFSHM_CLOSED */
+    int64_t heartbeat_ns;              /* CLOCK_MONOTONIC of the writer's last sign of life */
+    char _pad2[64 - 16];
+    /* line 5: why the publisher closed (written before state turns PFSHM_CLOSED) */
+    uint32_t close_reason_len;
+    char close_reason[PFSHM_TEXT_MAX];
+    char _pad3[64 - 52];
+} pfshm_header;
+
+typedef struct {
+    uint32_t waiters;                  /* a reader announced a long sleep: wake it */
+    char _pad[60];
+} pfshm_reader_page;
+
+typedef struct {
+    /* line 0: everything seq / is_valid / best_bid / best_ask / top() read */
+    uint64_t lock;                     /* seqlock: odd while the writer is inside the slot */
+    uint32_t gen;                      /* bumped whenever the slot changes owner */
+    uint32_t flags;                    /* PFSHM_* above */
+    uint8_t book_state;                /* BOOK_STATE_* of _scan.pxd */
+    uint8_t feed_state;                /* FEED_STATE_* */
+    uint16_t n_bids;                   /* levels published, <= max_levels */
+    uint16_t n_asks;
+    uint16_t _pad0;
+    int64_t seq;
+    pfshm_level top_bid;               /* bids[0] again, so a top-of-book read is one line */
+    pfshm_level top_ask;
+    /* line 1: timestamps and counts */
+    int64_t exchange_ts_ms;            /* INT64_MIN: none */
+    int64_t ingest_ts_ms;
+    int64_t last_frame_ns;
+    int64_t stale_after_ms;            /* -1: none announced */
+    uint32_t total_bids;               /* the book's levels, which may exceed n_bids */
+    uint32_t total_asks;
+    uint64_t publishes;                /* times written since the slot took this book */
+    uint16_t reason_len;
+    uint16_t error_len;
+    uint16_t book_text_len;
+    uint16_t feed_text_len;
+    char _pad1[8];
+    /* identity, written when the slot takes a book */
+    uint16_t pid_len;
+    uint16_t outcome_len;
+    uint16_t key_len;
+    uint16_t _pad2;
+    char pid[PFSHM_PID_MAX];
+    char outcome[PFSHM_OUTCOME_MAX];
+    char key[PFSHM_OUTCOME_MAX];       /* the folded outcome (rules.fold_outcome) */
+    /* texts, written only when they change */
+    char reason[PFSHM_TEXT_MAX];
+    char book_text[PFSHM_TEXT_MAX];
+    char feed_text[PFSHM_TEXT_MAX];
+    char error[PFSHM_ERROR_MAX];
+    char _pad3[832 - 792];
+} pfshm_slot;
+
+_Static_assert(sizeof(pfshm_level) == 16, "level");
+_Static_assert(sizeof(pfshm_header) == 384, "header");
+_Static_assert(offsetof(pfshm_header, dir_lock) == 192, "header line 3");
+_Static_assert(offsetof(pfshm_header, changes) == 256, "header line 4");
+_Static_assert(sizeof(pfshm_reader_page) == 64, "reader page");
+_Static_assert(offsetof(pfshm_slot, exchange_ts_ms) == 64, "slot line 1");
+_Static_assert(offsetof(pfshm_slot, pid_len) == 128, "slot identity");
+_Static_assert(offsetof(pfshm_slot, reason) == 392, "slot texts");
+_Static_assert(sizeof(pfshm_slot) == 832, "slot header is 13 lines");
+
+#define PFSHM_TEXT_SIZES ((uint32_t)PFSHM_PID_MAX | ((uint32_t)PFSHM_OUTCOME_MAX << 8) \
+                          | ((uint32_t)PFSHM_TEXT_MAX << 16) | ((uint32_t)(PFSHM_ERROR_MAX / 16) << 24))
+
+static inline pfshm_level *pfshm_bids(pfshm_slot *s) {
+    return (pfshm_level *)((char *)s + sizeof(pfshm_slot));
+}
+static inline pfshm_level *pfshm_asks(pfshm_slot *s, uint32_t max_levels) {
+    return pfshm_bids(s) + max_levels;
+}
+
+/* -- clocks and pauses ---------------------------------------------------------------------- */
+
+static inline int64_t pfshm_now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static inline void pfshm_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#else
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+#endif
+}
+
+/* -- the slot seqlock -----------------------------------------------------------------------
+ *
+ * One writer per region (the publisher's thread, under the GIL). Boehm's seqlock ("Can seqlocks
+ * get along with programming language memory models?", 2012), with C11 orderings:
+ *
+ *   writer:  lock = v + 1 (relaxed)             reader:  v = lock (acquire); retry if odd
+ *            fence(release)                              copy the fields it needs
+ *            store the fields                            fence(acquire)
+ *            lock = v + 2 (release)                      retry unless lock (relaxed) == v
+ *
+ * Why no torn copy passes: if any load of the copy read a value stored after the writer's
+ * release fence, the reader's acquire fence synchronizes with that fence, so the odd store
+ * before it happens-before the reader's second load of lock, which then sees v + 1 or later,
+ * not v. If none did, the copy holds only values of the write that ended with the release store
+ * of v, which the first (acquire) load read, and no later write had begun storing: consistent.
+ * On x86-64 (TSO) both fences compile to nothing but a compiler barrier and the release/acquire
+ * accesses to plain moves; on aarch64 they are dmb ish / dmb ishld, stlr and ldar. The writer
+ * never waits for readers. The scalar fields a reader interprets are copied with relaxed atomic
+ * loads; the level arrays with memcpy, as the Linux kernel's seqcount readers do: a torn copy
+ * is possible and always thrown away, and its length is clamped before it is used. */
+
+static inline void pfshm_write_begin(pfshm_slot *s) {
+    uint64_t v = __atomic_load_n(&s->lock, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->lock, v + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+static inline void pfshm_write_end(pfshm_slot *s) {
+    uint64_t v = __atomic_load_n(&s->lock, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->lock, v + 1, __ATOMIC_RELEASE);
+}
+
+static inline uint64_t pfshm_read_begin(const uint64_t *lock) {
+    return __atomic_load_n(lock, __ATOMIC_ACQUIRE);
+}
+
+static inline int pfshm_read_retry(const uint64_t *lock, uint64_t v) {
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    return __atomic_load_n(lock, __ATOMIC_RELAXED) != v;
+}
+
+/* The directory uses the same protocol on pfshm_header.dir_lock. */
+static inline void pfshm_dir_begin(pfshm_header *h) {
+    uint64_t v = __atomic_load_n(&h->dir_lock, __ATOMIC_RELAXED);
+    __atomic_store_n(&h->dir_lock, v + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+static inline void pfshm_dir_end(pfshm_header *h) {
+    uint64_t v = __atomic_load_n(&h->dir_lock, __ATOMIC_RELAXED);
+    __atomic_store_n(&h->dir_lock, v + 1, __ATOMIC_RELEASE);
+}
+
+/* Bounded retries: spin with a pause (the writer's critical section is a few hundred ns), then
+ * yield the CPU (the writer may have been preempted on this very core), then give up (BUSY). */
+#define PFSHM_SPIN_TRIES 512
+#define PFSHM_YIELD_TRIES 64
+
+static inline int pfshm_backoff(int attempt) {
+    if (attempt < PFSHM_SPIN_TRIES) {
+        pfshm_relax();
+        return 1;
+    }
+    if (attempt < PFSHM_SPIN_TRIES + PFSHM_YIELD_TRIES) {
+        sched_yield();
+        return 1;
+    }
+    return 0;
+}
+
+/* -- reads ---------------------------------------------------------------------------------- */
+
+typedef struct {
+    uint32_t flags;
+    uint8_t book_state;
+    uint8_t feed_state;
+    uint16_t n_bids;
+    uint16_t n_asks;
+    int64_t seq;
+    pfshm_level top_bid;
+    pfshm_level top_ask;
+} pfshm_top;
+
+/* line 0 of a slot, if it still holds generation gen */
+static inline int pfshm_read_top(const pfshm_slot *s, uint32_t gen, pfshm_top *out) {
+    int attempt = 0;
+    for (;;) {
+        uint64_t v = pfshm_read_begin(&s->lock);
+        if (!(v & 1)) {
+            uint32_t g = __atomic_load_n(&s->gen, __ATOMIC_RELAXED);
+            out->flags = __atomic_load_n(&s->flags, __ATOMIC_RELAXED);
+            out->book_state = __atomic_load_n(&s->book_state, __ATOMIC_RELAXED);
+            out->feed_state = __atomic_load_n(&s->feed_state, __ATOMIC_RELAXED);
+            out->n_bids = __atomic_load_n(&s->n_bids, __ATOMIC_RELAXED);
+            out->n_asks = __atomic_load_n(&s->n_asks, __ATOMIC_RELAXED);
+            out->seq = __atomic_load_n(&s->seq, __ATOMIC_RELAXED);
+            out->top_bid.key = __atomic_load_n(&s->top_bid.key, __ATOMIC_RELAXED);
+            out->top_ask.key = __atomic_load_n(&s->top_ask.key, __ATOMIC_RELAXED);
+            memcpy(&out->top_bid.size, (const char *)&s->top_bid.size, 8);
+            memcpy(&out->top_ask.size, (const char *)&s->top_ask.size, 8);
+            if (!pfshm_read_retry(&s->lock, v)) {
+                if (g != gen || !(out->flags & PFSHM_OCCUPIED))
+                    return PFSHM_GONE;
+                return PFSHM_OK;
+            }
+        }
+        if (!pfshm_backoff(attempt++))
+            return PFSHM_BUSY;
+    }
+}
+
+/* Everything but the levels and the identity: lines 0-1 and the texts. */
+typedef struct {
+    pfshm_top top;
+    int64_t exchange_ts_ms;
+    int64_t ingest_ts_ms;
+    int64_t last_frame_ns;
+    int64_t stale_after_ms;
+    uint32_t total_bids;
+    uint32_t total_asks;
+    uint64_t publishes;
+    uint16_t reason_len, error_len, book_text_len, feed_text_len;
+    char reason[PFSHM_TEXT_MAX];
+    char book_text[PFSHM_TEXT_MAX];
+    char feed_text[PFSHM_TEXT_MAX];
+    char error[PFSHM_ERROR_MAX];
+} pfshm_state;
+
+static inline uint16_t pfshm_clamp16(uint16_t n, uint16_t cap) { return n < cap ? n : cap; }
+
+static inline int pfshm_read_state(const pfshm_slot *s, uint32_t gen, pfshm_state *out) {
+    int attempt = 0;
+    for (;;) {
+        uint64_t v = pfshm_read_begin(&s->lock);
+        if (!(v & 1)) {
+            uint32_t g = __atomic_load_n(&s->gen, __ATOMIC_RELAXED);
+            pfshm_top *t = &out->top;
+            t->flags = __atomic_load_n(&s->flags, __ATOMIC_RELAXED);
+            t->book_state = __atomic_load_n(&s->book_state, __ATOMIC_RELAXED);
+            t->feed_state = __atomic_load_n(&s->feed_state, __ATOMIC_RELAXED);
+            t->n_bids = __atomic_load_n(&s->n_bids, __ATOMIC_RELAXED);
+            t->n_asks = __atomic_load_n(&s->n_asks, __ATOMIC_RELAXED);
+            t->seq = __atomic_load_n(&s->seq, __ATOMIC_RELAXED);
+            t->top_bid.key = __atomic_load_n(&s->top_bid.key, __ATOMIC_RELAXED);
+            t->top_ask.key = __atomic_load_n(&s->top_ask.key, __ATOMIC_RELAXED);
+            memcpy(&t->top_bid.size, (const char *)&s->top_bid.size, 8);
+            memcpy(&t->top_ask.size, (const char *)&s->top_ask.size, 8);
+            out->exchange_ts_ms = __atomic_load_n(&s->exchange_ts_ms, __ATOMIC_RELAXED);
+            out->ingest_ts_ms = __atomic_load_n(&s->ingest_ts_ms, __ATOMIC_RELAXED);
+            out->last_frame_ns = __atomic_load_n(&s->last_frame_ns, __ATOMIC_RELAXED);
+            out->stale_after_ms = __atomic_load_n(&s->stale_after_ms, __ATOMIC_RELAXED);
+            out->total_bids = __atomic_load_n(&s->total_bids, __ATOMIC_RELAXED);
+            out->total_asks = __atomic_load_n(&s->total_asks, __ATOMIC_RELAXED);
+            out->publishes = __atomic_load_n(&s->publishes, __ATOMIC_RELAXED);
+            out->reason_len = pfshm_clamp16(__atomic_load_n(&s->reason_len, __ATOMIC_RELAXED), PFSHM_TEXT_MAX);
+            out->error_len = pfshm_clamp16(__atomic_load_n(&s->error_len, __ATOMIC_RELAXED), PFSHM_ERROR_MAX);
+            out->book_text_len = pfshm_clamp16(__atomic_load_n(&s->book_text_len, __ATOMIC_RELAXED), PFSHM_TEXT_MAX);
+            out->feed_text_len = pfshm_clamp16(__atomic_load_n(&s->feed_text_len, __ATOMIC_RELAXED), PFSHM_TEXT_MAX);
+            memcpy(out->reason, s->reason, out->reason_len);
+            memcpy(out->error, s->error, out->error_len);
+            memcpy(out->book_text, s->book_text, out->book_text_len);
+            memcpy(out->feed_text, s->feed_text, out->feed_text_len);
+            if (!pfshm_read_retry(&s->lock, v)) {
+                if (g != gen || !(t->flags & PFSHM_OCCUPIED))
+                    return PFSHM_GONE;
+                return PFSHM_OK;
+            }
+        }
+        if (!pfshm_backoff(attempt++))
+            return PFSHM_BUSY;
+    }
+}
+
+/* The best min(cap, published) levels of both sides (cap_b / cap_a, 0 to skip a side) and line
+ * 0, at one version. */
+static inline int pfshm_read_levels(const pfshm_slot *s, uint32_t gen, uint32_t max_levels,
+                                    pfshm_level *bids, size_t cap_b, size_t *n_b,
+                                    pfshm_level *asks, size_t cap_a, size_t *n_a,
+                                    pfshm_top *top, uint32_t *total_b, uint32_t *total_a) {
+    int attempt = 0;
+    const pfshm_level *src_b = (const pfshm_level *)((const char *)s + sizeof(pfshm_slot));
+    const pfshm_level *src_a = src_b + max_levels;
+    for (;;) {
+        uint64_t v = pfshm_read_begin(&s->lock);
+        if (!(v & 1)) {
+            uint32_t g = __atomic_load_n(&s->gen, __ATOMIC_RELAXED);
+            size_t nb = __atomic_load_n(&s->n_bids, __ATOMIC_RELAXED);
+            size_t na = __atomic_load_n(&s->n_asks, __ATOMIC_RELAXED);
+            top->flags = __atomic_load_n(&s->flags, __ATOMIC_RELAXED);
+            top->seq = __atomic_load_n(&s->seq, __ATOMIC_RELAXED);
+            top->book_state = __atomic_load_n(&s->book_state, __ATOMIC_RELAXED);
+            top->feed_state = __atomic_load_n(&s->feed_state, __ATOMIC_RELAXED);
+            *total_b = __atomic_load_n(&s->total_bids, __ATOMIC_RELAXED);
+            *total_a = __atomic_load_n(&s->total_asks, __ATOMIC_RELAXED);
+            /* a torn count is thrown away below, but must never make the copy overrun */
+            if (nb > max_levels) nb = max_levels;
+            if (na > max_levels) na = max_levels;
+            top->n_bids = (uint16_t)nb;
+            top->n_asks = (uint16_t)na;
+            if (nb > cap_b) nb = cap_b;
+            if (na > cap_a) na = cap_a;
+            if (nb) memcpy(bids, src_b, nb * sizeof(pfshm_level));
+            if (na) memcpy(asks, src_a, na * sizeof(pfshm_level));
+            if (!pfshm_read_retry(&s->lock, v)) {
+                if (g != gen || !(top->flags & PFSHM_OCCUPIED))
+                    return PFSHM_GONE;
+                *n_b = nb;
+                *n_a = na;
+                return PFSHM_OK;
+            }
+        }
+        if (!pfshm_backoff(attempt++))
+            return PFSHM_BUSY;
+    }
+}
+
+/* Identity of a slot (directory probing): occupied?, generation, and the two keys. */
+typedef struct {
+    uint32_t gen;
+    uint32_t flags;
+    uint16_t pid_len, outcome_len, key_len;
+    char pid[PFSHM_PID_MAX];
+    char outcome[PFSHM_OUTCOME_MAX];
+    char key[PFSHM_OUTCOME_MAX];
+} pfshm_ident;
+
+static inline int pfshm_read_ident(const pfshm_slot *s, pfshm_ident *out) {
+    int attempt = 0;
+    for (;;) {
+        uint64_t v = pfshm_read_begin(&s->lock);
+        if (!(v & 1)) {
+            out->gen = __atomic_load_n(&s->gen, __ATOMIC_RELAXED);
+            out->flags = __atomic_load_n(&s->flags, __ATOMIC_RELAXED);
+            out->pid_len = pfshm_clamp16(__atomic_load_n(&s->pid_len, __ATOMIC_RELAXED), PFSHM_PID_MAX);
+            out->outcome_len = pfshm_clamp16(__atomic_load_n(&s->outcome_len, __ATOMIC_RELAXED), PFSHM_OUTCOME_MAX);
+            out->key_len = pfshm_clamp16(__atomic_load_n(&s->key_len, __ATOMIC_RELAXED), PFSHM_OUTCOME_MAX);
+            memcpy(out->pid, s->pid, out->pid_len);
+            memcpy(out->outcome, s->outcome, out->outcome_len);
+            memcpy(out->key, s->key, out->key_len);
+            if (!pfshm_read_retry(&s->lock, v))
+                return PFSHM_OK;
+        }
+        if (!pfshm_backoff(attempt++))
+            return PFSHM_BUSY;
+    }
+}
+
+/* FNV-1a 64 over parsec_id, a 0xff separator (never in UTF-8) and the folded outcome. */
+static inline uint64_t pfshm_hash(const char *pid, size_t pid_len, const char *key, size_t key_len) {
+    uint64_t h = 1469598103934665603ULL;
+    size_t i;
+    for (i = 0; i < pid_len; i++) { h ^= (unsigned char)pid[i]; h *= 1099511628211ULL; }
+    h ^= 0xffu; h *= 1099511628211ULL;
+    for (i = 0; i < key_len; i++) { h ^= (unsigned char)key[i]; h *= 1099511628211ULL; }
+    return h;
+}
+
+/* -- change counter, waiter flag, futex ------------------------------------------------------
+ *
+ * The publisher bumps `changes` once per publishing flush. A reader about to sleep for long sets
+ * `waiters` and re-reads `changes` before FUTEX_WAIT; the publisher, after its bump, reads
+ * `waiters` and wakes only if it is set. Both sides are seq_cst (the store->load order of a
+ * Dekker handshake: at least one side sees the other's store, so a sleeper is never missed),
+ * and FUTEX_WAIT itself re-checks `changes` under the kernel's lock. The futex is shared (no
+ * FUTEX_PRIVATE_FLAG): the kernel keys it by the file's inode and offset, so it works across
+ * processes and on the readers' read-only mapping of the header. */
+
+/* Bump the counter; 1 when a reader sleeps and must be woken (the flag is then cleared). */
+static inline int pfshm_publish_changes(pfshm_header *h, pfshm_reader_page *r) {
+    __atomic_add_fetch(&h->changes, 1, __ATOMIC_SEQ_CST);
+    return __atomic_load_n(&r->waiters, __ATOMIC_SEQ_CST)
+           && __atomic_exchange_n(&r->waiters, 0, __ATOMIC_SEQ_CST);
+}
+
+static inline void pfshm_futex_wake(uint32_t *addr) {
+#ifdef __linux__
+    syscall(SYS_futex, addr, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+#else
+    (void)addr;
+#endif
+}
+
+/* Sleep while *addr == expected, at most timeout_ns (>= 0); returns at once if it differs.
+ * 1 when a signal interrupted the sleep (the caller lets Python run its handlers). */
+static inline int pfshm_futex_wait(const uint32_t *addr, uint32_t expected, int64_t timeout_ns) {
+    struct timespec ts;
+    long rc;
+    if (timeout_ns < 0) timeout_ns = 0;
+    ts.tv_sec = (time_t)(timeout_ns / 1000000000LL);
+    ts.tv_nsec = (long)(timeout_ns % 1000000000LL);
+#ifdef __linux__
+    rc = syscall(SYS_futex, addr, FUTEX_WAIT, expected, &ts, NULL, 0);
+#else
+    (void)addr; (void)expected;
+    rc = nanosleep(&ts, NULL);
+#endif
+    return rc == -1 && errno == EINTR;
+}
+
+static inline void pfshm_announce(pfshm_reader_page *r) {
+    __atomic_store_n(&r->waiters, 1, __ATOMIC_SEQ_CST);
+}
+
+static inline uint32_t pfshm_load_changes(const pfshm_header *h) {
+    return __atomic_load_n(&h->changes, __ATOMIC_SEQ_CST);
+}
+
+/* A publishing flush's counter bump without looking at the waiter flag (close, stress test). */
+static inline void pfshm_bump_changes(pfshm_header *h) {
+    __atomic_add_fetch(&h->changes, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Counters a reader only reports (no data hangs on them). */
+static inline uint32_t pfshm_load_u32(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline uint64_t pfshm_load_u64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+
+/* The heartbeat is a lone timestamp (no data hangs on it): relaxed both ways. */
+static inline void pfshm_store_heartbeat(pfshm_header *h, int64_t ns) {
+    __atomic_store_n(&h->heartbeat_ns, ns, __ATOMIC_RELAXED);
+}
+static inline int64_t pfshm_load_heartbeat(const pfshm_header *h) {
+    return __atomic_load_n(&h->heartbeat_ns, __ATOMIC_RELAXED);
+}
+
+/* state is stored with release after close_reason (and the slots' last writes), read with
+ * acquire before them. */
+static inline void pfshm_store_state(pfshm_header *h, uint32_t state) {
+    __atomic_store_n(&h->state, state, __ATOMIC_RELEASE);
+}
+static inline uint32_t pfshm_load_state(const pfshm_header *h) {
+    return __atomic_load_n(&h->state, __ATOMIC_ACQUIRE);
+}
+
+#endif

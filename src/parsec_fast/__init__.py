@@ -3,7 +3,8 @@
 ``from parsec_fast import Book`` gives the compiled book; ``parsec_fast.reference.Book`` is its
 pure-Python twin with the same API and the same rules (:mod:`parsec_fast.rules`).
 :class:`Client` holds live books from a Parsec WebSocket; every event it delivers is a member of
-:data:`Event`, discriminated by ``kind``.
+:data:`Event`, discriminated by ``kind``. :mod:`parsec_fast.shared` shares one engine process's
+books with any number of reader processes on the host (shared memory).
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from .events import (AuthError, BookInvalid, BookRecovered, BookStateChanged, Bo
 from .recording import Replayer
 from .rules import DeltaResult
 from .selectors import AddressSelector, MarketSelector
+from .shared import PublisherGoneError, SharedBook, SharedBooks
+from . import shared
 
 __version__ = "0.1.0"
 
@@ -32,6 +35,8 @@ __all__ = [
     # client
     "Client", "ClientConfig", "ClientMetrics", "EventStream", "run", "MarketSelector",
     "AddressSelector", "Replayer",
+    # shared-memory books (parsec_fast.shared.publish / attach)
+    "shared", "SharedBooks", "SharedBook", "PublisherGoneError",
     # events
     "Event", "EventKind", "BookUpdated", "BookInvalid", "BookRecovered", "BookStateChanged",
     "Trade", "Fill", "WalletActivity", "Heartbeat", "SlowReader", "ErrorMessage", "AuthError",

@@ -208,11 +208,14 @@ class Client(EventSource):
             self._set_fatal(task.exception())  # type: ignore[arg-type]
 
     async def close(self) -> None:
-        """Close the connection, stop every task, end event streams, close the recording."""
+        """Close the connection, stop every task, end event streams, close the recording and
+        the shared-memory publisher, if any (:func:`parsec_fast.shared.publish`: its readers
+        see every book untrustworthy, "client closed", and the region is unlinked)."""
         if self._closing:
             return
         self._closing = True
         self._session.close()
+        self._feed.close_sink("client closed")
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -602,8 +602,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=float, default=None, help="default 1.5 s")
     ap.add_argument("--fanout-rate", type=float, default=None, help="default 5000 events/s")
     ap.add_argument("--fanout-seconds", type=float, default=None, help="default 8")
-    ap.add_argument("--fanout-consumers", type=int, default=50)
-    ap.add_argument("--fanout-procs", type=int, default=5)
+    ap.add_argument("--fanout-consumers", type=int, default=None, help="default 50 (quick 10)")
+    ap.add_argument("--fanout-procs", type=int, default=None,
+                    help="processes the consumers are spread over (default 5; quick 2)")
     ap.add_argument("--no-pin", action="store_true")
     ap.add_argument("--nats-gomaxprocs", type=int, default=None,
                     help="GOMAXPROCS of nats-server (default: Go's, the number of cores)")
@@ -635,8 +636,8 @@ def main(argv: list[str] | None = None) -> int:
     args.warmup = args.warmup if args.warmup is not None else (0.5 if q else 1.5)
     args.fanout_rate = args.fanout_rate or (500.0 if q else 5000.0)
     args.fanout_seconds = args.fanout_seconds or (1.5 if q else 8.0)
-    if q:
-        args.fanout_consumers, args.fanout_procs = 10, 2
+    args.fanout_consumers = args.fanout_consumers or (10 if q else 50)
+    args.fanout_procs = min(args.fanout_consumers, args.fanout_procs or (2 if q else 5))
     cpus = _cpus(args.no_pin)
     from parsec_fast.benchreport import machine
 

@@ -363,3 +363,60 @@ async def test_a_lost_nats_message_is_a_gap_and_a_resync_from_the_relay() -> Non
             finally:
                 await c.close()
                 await relay.close()
+
+
+# -- the consumer's hold / replay / hole logic, without a network ------------------------------
+def _transport_with_book() -> tuple[object, object, object, FeedHandler]:
+    from parsec_fast.client.config import ClientConfig
+    from parsec_fast.client.session import SessionHandlers
+    from parsec_fast.relay.consumer import NatsTransport
+    from parsec_fast.relay.consumer_conn import BookStream, ConsumerConnection
+
+    feed = FeedHandler()
+    feed.add("kalshi:A.B", "Yes")
+    noop = SessionHandlers(lambda *a: None, lambda *a: None, lambda *a: None, lambda *a: None)
+    transport = NatsTransport("nats://127.0.0.1:1", b"{}", ClientConfig(), feed, noop)
+    loop = asyncio.new_event_loop()
+    conn = ConsumerConnection(loop)
+    conn.auth.cancel()
+    loop.close()   # only its futures' home; nothing runs on it
+    conn.epoch = 5
+    subject = wire.book_subject("parsec", "kalshi:A.B", "Yes").encode()
+    book = BookStream(("kalshi:A.B", "yes"), "kalshi:A.B", "Yes", subject, 7)
+    conn.books[book.key] = book
+    conn.by_sid[7] = book
+    conn.by_subject[subject] = book
+    conn.inbox_sid = 2
+    return transport, conn, book, feed
+
+
+def test_consumer_holds_until_the_reply_then_replays_only_later_messages() -> None:
+    transport, conn, book, feed = _transport_with_book()
+    on_message = transport._on_message  # type: ignore[attr-defined]
+    sub = feed.get("kalshi:A.B", "Yes")
+    assert sub is not None
+    stream = [wire.encode(wire.Kind.STREAM, 5, r, [DELTA % (100 + r)]) for r in (1, 2, 3)]
+    for body in stream:
+        on_message(conn, 7, body)          # held: nothing fed before the snapshot
+    assert len(book.held) == 3 and sub.book.seq is None  # type: ignore[attr-defined]
+    reply = wire.encode(wire.Kind.REPLY, 5, 2, [SNAP % 102], key=book.subject)  # type: ignore[attr-defined]
+    on_message(conn, 2, reply)
+    feed.flush()
+    # the snapshot (seq 102, after messages 1-2), then only message 3 replayed (seq 103)
+    assert sub.book.is_valid and sub.book.seq == 103 and sub.book.stats["duplicates"] == 0
+    assert not book.holding and book.next_rseq == 4  # type: ignore[attr-defined]
+    on_message(conn, 2, reply)             # a repeated answer: ignored, no step back
+    assert sub.book.seq == 103
+    on_message(conn, 7, wire.encode(wire.Kind.STREAM, 5, 4, [DELTA % 104]))
+    assert sub.book.seq == 104 and transport.lost_messages == 0  # type: ignore[attr-defined]
+    # message 5 lost: 6 is fed (its seq reveals the gap) and the book is invalid
+    on_message(conn, 7, wire.encode(wire.Kind.STREAM, 5, 6, [DELTA % 106]))
+    assert not sub.book.is_valid and transport.lost_messages == 1  # type: ignore[attr-defined]
+    # a hole that hides no seq (e.g. a lost resync_required): our own resync_required
+    on_message(conn, 2, wire.encode(wire.Kind.REPLY, 5, 8, [SNAP % 110], key=book.subject))  # type: ignore[attr-defined]
+    assert not sub.book.is_valid       # not holding: a stale answer is not fed
+    transport._hold(conn, book)  # type: ignore[attr-defined]
+    on_message(conn, 2, wire.encode(wire.Kind.REPLY, 5, 8, [SNAP % 110], key=book.subject))  # type: ignore[attr-defined]
+    assert sub.book.is_valid and sub.book.seq == 110
+    on_message(conn, 7, wire.encode(wire.Kind.STREAM, 5, 10, [b'{"type":"heartbeat","ts_ms":1}']))
+    assert not sub.book.is_valid and sub.invalid_reason == "resync_required"

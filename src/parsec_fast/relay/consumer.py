@@ -303,16 +303,20 @@ class NatsTransport:
         if batch.kind != wire.Kind.REPLY or batch.epoch != conn.epoch:
             return
         book = conn.by_subject.get(batch.key) if batch.key else None
+        is_error = any(f.startswith(b'{"type":"error"') for f in batch.frames)
+        if batch.key and not is_error and (book is None or not book.holding):
+            # a second answer to a request already answered (the relay served a waiting request
+            # and its repeat), or for a book dropped since: feeding it would take the book back
+            # to an older seq than the stream already gave it
+            return
         self._feed_frames(conn, batch.frames)
         if book is None:
             return
-        if any(f.startswith(b'{"type":"error"') for f in batch.frames):
+        if is_error:
             code = orjson.loads(batch.frames[0]).get("code")
             if code != 3001:  # refused: the ledger dropped the book; drop its subject
                 conn.wants.pop(book.key, None)
                 self._drop_book(conn, book.key)
-            return
-        if not book.holding:
             return
         book.holding = False
         book.next_rseq = batch.rseq + 1

@@ -127,6 +127,26 @@ def test_tap_routes_by_raw_bytes_in_order_and_batches() -> None:
         tap(DELTA % (9 + i), 0, False)
     assert len(out.encode(99, 500)) == 2 and out.rseq == 4  # two frames fit in 500 bytes
     assert key_of("kalshi:A.B", "YES") == b"kalshi:A.B\x00yes"
+    # every dirty book's messages as PUB commands in one buffer
+    other = tap.add_book("kalshi:C", "No", b"p.kalshi.C.no")
+    for i in range(3):
+        tap(DELTA % (30 + i), 0, False)
+    tap.inject(other, b'{"type":"resync_required","parsec_id":"kalshi:C","outcome":"No"}')
+    data, messages, dropped = tap.publish_batch(99, 500, 1 << 20)
+    assert (messages, dropped) == (3, 0) and out.rseq == 6 and other.rseq == 1
+    parsed, pos = [], 0
+    while pos < len(data):
+        eol = data.index(b"\r\n", pos)
+        verb, subj, size = data[pos:eol].split()
+        body = data[eol + 2:eol + 2 + int(size)]
+        assert verb == b"PUB" and data[eol + 2 + int(size):eol + 4 + int(size)] == b"\r\n"
+        parsed.append((subj, wire.decode(body)))
+        pos = eol + 4 + int(size)
+    assert [(s_, b.rseq, len(b.frames)) for s_, b in parsed] == [
+        (out.subject, 5, 2), (out.subject, 6, 1), (other.subject, 1, 1)]
+    assert parsed[0][1].frames == [DELTA % 30, DELTA % 31] and not tap.take_dirty()
+    tap(DELTA % 40, 0, False)
+    assert tap.publish_batch(99, 500, 100) == (b"", 0, 1) and out.rseq == 7  # over max_payload
     # with flush_now: the last frame of a read publishes at once, no event-loop round
     flushed: list[int] = []
     fast = RelayTap(route_other, lambda: scheduled.append(2),
@@ -138,7 +158,7 @@ def test_tap_routes_by_raw_bytes_in_order_and_batches() -> None:
     assert scheduled[-1] == 2 and flushed == [1]
     fast(DELTA % 22, 0, True)          # a one-frame read: flushed, nothing scheduled
     assert flushed == [1, 1] and scheduled.count(2) == 1
-    assert tap.frames == 9 and tap.unrouted == 1 and tap.others == 2
+    assert tap.frames == 13 and tap.unrouted == 1 and tap.others == 2
 
 
 def _msg(sid: int, body: bytes, subject: bytes = b"s") -> bytes:
@@ -341,16 +361,24 @@ async def test_a_lost_nats_message_is_a_gap_and_a_resync_from_the_relay() -> Non
                 link = relay._link
                 assert link is not None
                 subject = wire.book_subject("parsec", sel["parsec_id"], sel["outcome"]).encode()
-                real_publish = link.publish
+                real_write = link.write_commands
                 dropped: list[bytes] = []
 
-                def lossy(subj: bytes, body: bytes, reply: bytes | None = None) -> bool:
-                    if subj == subject and not dropped and \
-                            b'"type":"orderbook_delta"' in body:
-                        dropped.append(body)        # lost on the way
-                        return True
-                    return real_publish(subj, body, reply)
-                link.publish = lossy  # type: ignore[method-assign]
+                def lossy(data: bytes, messages: int, size: int) -> bool:
+                    # the relay writes a read's PUB commands at once: drop one of them
+                    kept, pos = [], 0
+                    while pos < len(data):
+                        eol = data.index(b"\r\n", pos)
+                        head = data[pos:eol].split()
+                        end = eol + 2 + int(head[-1]) + 2
+                        if head[1] == subject and not dropped and \
+                                b'"type":"orderbook_delta"' in data[eol:end]:
+                            dropped.append(data[pos:end])   # lost on the way
+                        else:
+                            kept.append(data[pos:end])
+                        pos = end
+                    return real_write(b"".join(kept), messages, size)
+                link.write_commands = lossy  # type: ignore[method-assign]
                 upstream_resyncs = relay.upstream.metrics.resyncs_sent
                 await wait_until(lambda: c.metrics.resyncs_sent >= 1, 5, "consumer resync")
                 assert dropped and c.metrics.gaps >= 1

@@ -58,6 +58,10 @@ class RelayTap:
     def __call__(self, payload: bytes, mono_ns: int, last_in_buffer: bool) -> None: ...
     def inject(self, out: BookOut, frame: bytes) -> None:
         """Queue a frame of the relay's own after the waiting upstream frames."""
+    def publish_batch(self, epoch: int, max_body: int, max_payload: int
+                      ) -> tuple[bytes, int, int]:
+        """Every dirty book's frames as NATS PUB commands in one buffer: (data, messages,
+        dropped over max_payload)."""
     def take_dirty(self) -> list[BookOut]:
         """The books with waiting frames, once each; the next frame schedules again."""
     def add_book(self, parsec_id: str, outcome: str, subject: bytes) -> BookOut: ...

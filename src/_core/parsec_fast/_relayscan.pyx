@@ -48,6 +48,23 @@ cdef inline void put_u64(char* p, uint64_t v) noexcept:
     memcpy(p, &v, 8)
 
 
+cdef inline Py_ssize_t decimal_len(Py_ssize_t v) noexcept:
+    cdef Py_ssize_t n = 1
+    while v >= 10:
+        v //= 10
+        n += 1
+    return n
+
+
+cdef inline char* put_decimal(char* p, Py_ssize_t v) noexcept:
+    """Write ``v`` in decimal at ``p``; returns the position after it."""
+    cdef Py_ssize_t n = decimal_len(v), i
+    for i in range(n - 1, -1, -1):
+        p[i] = <char>(48 + v % 10)
+        v //= 10
+    return p + n
+
+
 cdef bytes book_key_bytes(const char* pid, Py_ssize_t pid_len, const char* outcome,
                           Py_ssize_t outcome_len):
     """``parsec_id + NUL + outcome`` with the outcome's ASCII letters lowercased
@@ -222,6 +239,95 @@ cdef class RelayTap:
         """Queue a frame of the relay's own (e.g. ``resync_required``) on ``out``, after the
         upstream frames already waiting."""
         self._append(out, frame, False)
+
+    def publish_batch(self, uint64_t epoch, Py_ssize_t max_body, Py_ssize_t max_payload):
+        """Every dirty book's waiting frames as NATS ``PUB`` commands in ONE buffer (one write
+        for the whole read, not one per book): ``(data, messages, dropped)``. Each book's frames
+        are split into STREAM messages of at most ``max_body`` bytes (a single bigger frame goes
+        alone); a message over ``max_payload`` is dropped, its rseq taken (consumers see the
+        hole and resync). The books are clean afterwards, as after :meth:`take_dirty`."""
+        cdef list dirty = []
+        cdef BookOut out
+        cdef list frames
+        cdef Py_ssize_t total = 0, i, j, n, size, body_len, pos, messages = 0, dropped = 0
+        cdef Py_ssize_t subj_len, flen
+        cdef bytes data, frame
+        cdef char* b
+        cdef char* m
+        # pass 1: the books (each once, even if a direct encode() left one listed twice) and
+        # the size of everything
+        for out in self.take_dirty():
+            if not out._dirty:
+                continue
+            out._dirty = False
+            dirty.append(out)
+            frames = out._frames
+            n = len(frames)
+            subj_len = PyBytes_GET_SIZE(out.subject)
+            i = 0
+            while i < n:
+                size = HEADER_SIZE + 4 + PyBytes_GET_SIZE(<bytes>frames[i])
+                j = i + 1
+                while j < n and size + 4 + PyBytes_GET_SIZE(<bytes>frames[j]) <= max_body:
+                    size += 4 + PyBytes_GET_SIZE(<bytes>frames[j])
+                    j += 1
+                if size <= max_payload:
+                    total += 4 + subj_len + 1 + decimal_len(size) + 2 + size + 2
+                i = j
+        data = PyBytes_FromStringAndSize(NULL, total)
+        b = PyBytes_AS_STRING(data)
+        pos = 0
+        # pass 2: write them
+        for out in dirty:
+            frames = out._frames
+            n = len(frames)
+            subj_len = PyBytes_GET_SIZE(out.subject)
+            i = 0
+            while i < n:
+                size = HEADER_SIZE + 4 + PyBytes_GET_SIZE(<bytes>frames[i])
+                j = i + 1
+                while j < n and size + 4 + PyBytes_GET_SIZE(<bytes>frames[j]) <= max_body:
+                    size += 4 + PyBytes_GET_SIZE(<bytes>frames[j])
+                    j += 1
+                out.rseq += 1
+                if size > max_payload:
+                    dropped += 1
+                    i = j
+                    continue
+                memcpy(b + pos, b"PUB ", 4)
+                memcpy(b + pos + 4, PyBytes_AS_STRING(out.subject), subj_len)
+                b[pos + 4 + subj_len] = b' '
+                m = put_decimal(b + pos + 5 + subj_len, size)
+                m[0] = b'\r'
+                m[1] = b'\n'
+                m += 2
+                m[0] = b'P'
+                m[1] = b'F'
+                m[2] = VERSION
+                m[3] = KIND_STREAM
+                put_u64(m + 4, epoch)
+                put_u64(m + 12, out.rseq)
+                put_u32(m + 20, <uint32_t>(j - i))
+                put_u16(m + 24, 0)
+                body_len = HEADER_SIZE
+                while i < j:
+                    frame = <bytes>frames[i]
+                    flen = PyBytes_GET_SIZE(frame)
+                    put_u32(m + body_len, <uint32_t>flen)
+                    memcpy(m + body_len + 4, PyBytes_AS_STRING(frame), flen)
+                    body_len += 4 + flen
+                    i += 1
+                m[body_len] = b'\r'
+                m[body_len + 1] = b'\n'
+                pos = (m - b) + body_len + 2
+                messages += 1
+                out.messages_out += 1
+            out.frames_out += n
+            out._frames = []
+            out._bytes = 0
+            out._dirty = False
+        assert pos == total, (pos, total)
+        return data, messages, dropped
 
     def take_dirty(self):
         """The books with waiting frames (each once), in the order they got them; the next

@@ -245,6 +245,16 @@ class NatsLink(asyncio.Protocol):
         self.out_msgs += 1
         return True
 
+    def write_commands(self, data: bytes, messages: int, payload_bytes: int) -> bool:
+        """Write pre-formatted PUB commands (``RelayTap.publish_batch``) in one write."""
+        transport = self._transport
+        if transport is None or self._closed:
+            return False
+        transport.write(data)
+        self.out_bytes += payload_bytes
+        self.out_msgs += messages
+        return True
+
     async def ping(self, timeout: float = 5.0) -> None:
         """A PING/PONG round trip: everything written before it was processed by the server."""
         if self._closed:

@@ -12,10 +12,11 @@ number of consumers, on any host, hold the same books from NATS.
         await client.subscribe(["polymarket:572473"])
 
 Modules: :mod:`.wire` (subjects, the batch layout, the control envelope), :mod:`.relay` (the
-engine), :mod:`.control` (its request service, nats-py), :mod:`.wants` (consumers, leases, the
-union subscribed upstream), :mod:`.frames` (the Parsec frames the relay writes),
-:mod:`.consumer` (``NatsTransport``: ``nats://`` URLs), :mod:`.link` (the lean NATS data
-connection), :mod:`.config`. Compiled: ``parsec_fast._relayscan`` (the relay's per-frame tap)
+engine), :mod:`.upstream` (its Parsec session, the tap first), :mod:`.control` (its request
+service, nats-py), :mod:`.wants` (consumers, leases, the union subscribed upstream),
+:mod:`.frames` (the Parsec frames the relay writes), :mod:`.consumer` (``NatsTransport``:
+``nats://`` URLs) and :mod:`.consumer_conn` (one connection's state), :mod:`.link` (the lean
+NATS data connection), :mod:`.config`, :mod:`.report` (its bench report). Compiled: ``parsec_fast._relayscan`` (the relay's per-frame tap)
 and ``parsec_fast._natsfeed`` (the consumer's receive path). Needs ``pip install
 'parsec_fast[relay]'`` (nats-py) and a NATS server (``nats-server``).
 """

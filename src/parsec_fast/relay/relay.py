@@ -14,7 +14,7 @@ Pieces:
   tap is the compiled :class:`~parsec_fast._relayscan.RelayTap`, which queues every frame on its
   book's outgoing batch just before the relay's own feed handler applies it.
 * publishing: at the end of each upstream read (the tap's last frame), every dirty book's
-  frames go out as one STREAM message on its subject (:mod:`parsec_fast.relay.wire`), on the
+  frames go out as one STREAM message on its subject, all of them in one write (:mod:`parsec_fast.relay.wire`), on the
   relay's :class:`~parsec_fast.relay.link.NatsLink`. The frames are untouched: consumers check
   the Parsec ``server_seq`` themselves.
 * trust: when a relay book turns invalid for a reason its consumers cannot see in the frames

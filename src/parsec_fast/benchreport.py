@@ -147,6 +147,7 @@ def render_chart(combined: dict[str, Any], path: Path) -> str | None:
     if relay_rows:
         panels.append(("NATS relay vs direct WebSocket (deltas/s, higher is better)",
                        relay_rows, "/s"))
+    panels += _shm_panels(suites.get("shm", {}))
     latency = _latency_cell(suites.get("latency", {}))
     if not panels and latency is None:
         return "chart skipped: no suite produced figures"
@@ -228,6 +229,9 @@ def headline(combined: dict[str, Any]) -> list[str]:
     for t in suites.get("latency", {}).get("targets", []):
         mark = "met" if t["met"] else "MISSED" if t["met"] is False else "n/a"
         lines.append(f"target [{t['config']}] {t['what']}: {t['value']} -> {mark}")
+    for t in suites.get("shm", {}).get("targets", []):
+        mark = "met" if t["met"] else "MISSED" if t["met"] is False else "n/a"
+        lines.append(f"target [shm] {t['what']}: {t['value']} -> {mark}")
     return lines
 
 
@@ -457,6 +461,120 @@ def _relay_rows(data: dict[str, Any]) -> list[tuple[str, float]]:
     from .relay.report import relay_rows
     return relay_rows(data) if isinstance(data, dict) else []
 
+# ── the shm suite (bench/bench_shm.py) ──────────────────────────────────────────────────────────
+
+
+def _shm_panels(data: dict[str, Any]) -> list[tuple[str, list[tuple[str, float]], str]]:
+    """Chart panels of the shm suite: publish -> visible (µs) and the apply path (ns/delta)."""
+    if not isinstance(data, dict) or "latency" not in data:
+        return []
+    names = {"latency:spin": "spinning reader", "latency:wait": "wait() (sleeps)",
+             "latency:async": "await changed()", "wake": "futex wake (200/s)"}
+    lat = [(f"{names.get(k, k)} {m}", c[f"{m}_us"]) for k, c in data["latency"].items()
+           for m in ("p50", "p99") if isinstance(c.get(f"{m}_us"), (int, float))]
+    panels = []
+    if lat:
+        panels.append(("shared memory: publish -> visible in a reader process (µs, 20 k/s)",
+                       sorted(lat, key=lambda r: r[1]), "µs"))
+    app = data.get("apply", {})
+    rows = [(k, c["median_ns"]) for k, c in app.items() if isinstance(c.get("median_ns"), (int, float))]
+    eight = app.get("publisher, 8 readers", {})
+    for key, label in (("stopped_median_ns", "8 readers stopped (paired)"),
+                       ("running_median_ns", "8 readers running (paired)")):
+        if isinstance(eight.get(key), (int, float)):
+            rows.append((label, eight[key]))
+    if rows:
+        panels.append(("shared memory: publisher's apply path, feed + flush (ns/delta)", rows, "ns"))
+    return panels
+
+
+def _shm_md(data: dict[str, Any]) -> str:
+    meta = data.get("meta", {})
+    parts = [
+        f"One publisher process (a `FeedHandler` + `parsec_fast.shared.publish`, pinned to CPU "
+        f"{meta.get('writer_cpu')}) fed pre-encoded deltas paced at {_fmt(meta.get('rate'))}/s, "
+        f"one `feed()` + `flush()` each; reader processes pinned to CPU {meta.get('reader_cpu')} "
+        f"(`bench/bench_shm.py` docstring). {meta.get('rounds')} interleaved rounds of "
+        f"{meta.get('seconds')} s per segment, the first {meta.get('warmup_s')} s dropped; "
+        f"medians over rounds [min–max]. Segments during which other processes took more than "
+        f"{meta.get('max_foreign_cores')} cores were re-run ({meta.get('reruns', 0)} re-runs). "
+        f"Load average (1 min) at start {_load(meta, 'loadavg_start')}, at end "
+        f"{_load(meta, 'loadavg_end')}."]
+    lat = data.get("latency", {})
+    if lat:
+        rows = []
+        for c in lat.values():
+            def fig(m: str, c: dict[str, Any] = c) -> str:
+                lo, hi = c.get(m + "_spread", [None, None])
+                return f"{_fmt(c.get(m))} [{_fmt(lo)}–{_fmt(hi)}]" if lo is not None else _fmt(c.get(m))
+            rows.append([c.get("label", ""), fig("p50_us"), fig("p99_us"), fig("p999_us"),
+                         _fmt(c.get("max_us")), _fmt(c.get("reader_cpu_cores")),
+                         _fmt(c.get("lost"))])
+        parts.append("**Publish → visible in a reader process** (µs; the writer's clock just before "
+                     "`flush()`, the reader's after `wait` returned and it read the book's seq; "
+                     "joined by seq):")
+        parts.append(_table(["reader", "p50 µs", "p99 µs", "p99.9 µs", "max µs", "reader CPU",
+                             "never seen"], rows))
+        wake = lat.get("wake", {})
+        if wake.get("writer_ns_per_delta_with_wake"):
+            parts.append(f"With every reader wait a long sleep (200 deltas/s, `linger=0`) the "
+                         f"writer issues a FUTEX_WAKE per delta: its apply path is then "
+                         f"{_fmt(wake['writer_ns_per_delta_with_wake'])} ns per delta (median).")
+    read = data.get("read", {})
+    if read:
+        parts.append("**Reads in a reader process** while the writer publishes at the paced rate "
+                     "(ns per read, net of the empty loop, as suite 1 measures `Book`):")
+        parts.append(_table(["read", "ns", "spread"],
+                            [[k, v.get("read_ns"), f"{_fmt(v['spread'][0])}–{_fmt(v['spread'][1])}"]
+                             for k, v in read.items()]))
+    app = data.get("apply", {})
+    if app:
+        rows = []
+        for k, c in app.items():
+            rows.append([k, f"{_fmt(c.get('median_ns'))} [{_fmt((c.get('median_ns_spread') or [None])[0])}–"
+                            f"{_fmt((c.get('median_ns_spread') or [None, None])[1])}]",
+                         _fmt(c.get("mean_ns")), _fmt(c.get("p99_ns")), _fmt(c.get("wakes"))])
+        parts.append("**The publisher's apply path** (`feed()` + `flush()`, ns per delta, "
+                     f"{meta.get('apply_books')} books at depth {meta.get('depth')}):")
+        parts.append(_table(["configuration", "median ns", "mean ns", "p99 ns", "FUTEX_WAKEs"],
+                            rows))
+        eight = app.get("publisher, 8 readers", {})
+        if eight.get("pair_ratio") is not None:
+            lo, hi = eight.get("pair_ratio_spread", [None, None])
+            parts.append(
+                f"Inside each `apply:8` segment the 8 readers are alternately stopped (SIGSTOP: "
+                f"they keep their mappings and do nothing) and running, in "
+                f"{_fmt(meta.get('block_s', 0.25))} s blocks: running / stopped = "
+                f"**{_fmt(eight['pair_ratio'])}** [{_fmt(lo)}–{_fmt(hi)}] (median of paired "
+                f"blocks; {_fmt(eight.get('stopped_median_ns'))} vs "
+                f"{_fmt(eight.get('running_median_ns'))} ns). Each reader woke "
+                f"{_fmt(eight.get('reader_wakes_per_s'))} times/s and used "
+                f"{_fmt(eight.get('reader_cpu_cores_each'))} of a core.")
+        for label, r in data.get("apply_ratios", {}).items():
+            parts.append(f"Across segments, {label}: {_fmt(r.get('median_ns'))} "
+                         f"[{_fmt(r['median_ns_spread'][0])}–{_fmt(r['median_ns_spread'][1])}] "
+                         f"(median of per-round ratios).")
+    cg = data.get("callgrind", {})
+    if "publisher" in cg:
+        parts.append(f"Instructions per delta (callgrind, {_fmt(cg.get('deltas'))} deltas, 12 books, "
+                     f"a flush per frame): feed_ptr + flush {_fmt(cg['no publisher']['total'])} "
+                     f"without a publisher, {_fmt(cg['publisher']['total'])} with one "
+                     f"(`sink_publish` {_fmt(cg['publisher']['sink_publish'])}, `sink_commit` "
+                     f"{_fmt(cg['publisher']['sink_commit'])}): ×{_fmt(cg.get('ratio'))}.")
+    eq = data.get("equality", {})
+    if eq:
+        parts.append(f"**Books equal**: {eq.get('checks', 0) - eq.get('mismatches', 0)}/"
+                     f"{eq.get('checks', 0)} reader checks found their view of the "
+                     f"{eq.get('books')} books (levels, seq, validity, states, trust, reason) "
+                     f"identical to the publisher's.")
+    targets = data.get("targets", [])
+    if targets:
+        parts.append(_table(["target", "measured", "met"],
+                            [[t["what"], t["value"], "n/a" if t["met"] is None else
+                              ("yes" if t["met"] else "**no**")] for t in targets]))
+    return "\n\n".join(parts)
+
+
 def _generic_md(data: dict[str, Any]) -> str:
     parts = []
     for path, rows in _tables(data)[:6]:
@@ -497,6 +615,7 @@ def results_markdown(combined: dict[str, Any], *, has_chart: bool, notes: str = 
     titles = {"book": "Suite 1: book apply", "parse": "Suite 2: parse + apply",
               "e2e": "Suite 3: end to end over loopback", "memory": "Suite 4: memory and scale",
               "relay": "NATS relay: consumers vs the direct WebSocket",
+              "shm": "Shared-memory books: one publisher, reader processes on the host",
               "latency": "Suite 5: latency, server send to visible in user code"}
     for name, data in combined.get("suites", {}).items():
         lines += [f"## {titles.get(name, name)}", ""]
@@ -505,7 +624,7 @@ def results_markdown(combined: dict[str, Any], *, has_chart: bool, notes: str = 
                       f"Not run: {data['not_run']}", ""]
             continue
         render = {"book": _book_md, "parse": _parse_md, "e2e": _e2e_md, "memory": _memory_md,
-                  "relay": _relay_md,
+                  "relay": _relay_md, "shm": _shm_md,
                   "latency": _latency_md}
         body = render.get(name, _generic_md)(data)
         lines += [body, ""]

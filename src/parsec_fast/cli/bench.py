@@ -23,6 +23,7 @@ SUITES: dict[str, tuple[str, str]] = {
     "memory": ("bench_memory.py", "memory and scale (RSS)"),
     "relay": ("bench_relay.py", "NATS relay vs the direct WebSocket (deltas/s, us, CPU)"),
     "latency": ("bench_latency.py", "server send to visible in user code (us, paced)"),
+    "shm": ("bench_shm.py", "shared-memory books: publish -> visible, reads, apply path"),
 }
 
 

@@ -172,6 +172,9 @@ class SharedRegion:
     @property
     def layout_version(self) -> int: ...
     @property
+    def wake_protocol(self) -> str:
+        """"membarrier" or "fenced": how the writer's wake decision is ordered."""
+    @property
     def changes(self) -> int:
         """Change counter (uint32, wraps), bumped once per publishing flush."""
     @property

@@ -99,3 +99,12 @@ cdef class Book:
     cdef int _apply_ops(self, Py_ssize_t n, Py_ssize_t* failed_at) noexcept nogil
     cdef int _install_snapshot(self, int64_t seq, const RawLevel* bids, Py_ssize_t n_bids,
                                const RawLevel* asks, Py_ssize_t n_asks) noexcept nogil
+
+
+cdef inline const Level* side_view(Book book, int s, Py_ssize_t* n) noexcept nogil:
+    """Side ``s``'s levels in place, best first, and their count in ``n[0]``: a read-only view
+    for the other core modules, valid until the book next changes (copy_side copies instead).
+    The shared-memory publisher compares it with what it last published, to store only what
+    changed."""
+    n[0] = book._sides[s].n
+    return book._sides[s].levels

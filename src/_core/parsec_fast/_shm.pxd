@@ -18,6 +18,8 @@ cdef extern from "_shm_c.h" nogil:
     unsigned int PFSHM_HAS_BASELINE
     unsigned int PFSHM_LOCALLY_STALE
     unsigned int PFSHM_LIVE
+    unsigned int PFSHM_WAKE_FENCED
+    unsigned int PFSHM_WAKE_MEMBARRIER
     unsigned int PFSHM_CLOSED
     int PFSHM_OK
     int PFSHM_BUSY
@@ -47,6 +49,7 @@ cdef extern from "_shm_c.h" nogil:
         uint64_t writer_pidns
         int64_t created_ns
         int64_t heartbeat_timeout_ns
+        uint32_t wake_protocol
         uint64_t dir_lock
         uint64_t books_version
         uint32_t n_books
@@ -131,6 +134,7 @@ cdef extern from "_shm_c.h" nogil:
         char outcome[64]
         char key[64]
 
+    void pfshm_store_levels(pfshm_level* dst, const pfshm_level* src, size_t n)
     pfshm_level* pfshm_bids(pfshm_slot* s)
     pfshm_level* pfshm_asks(pfshm_slot* s, uint32_t max_levels)
     int64_t pfshm_now_ns()
@@ -149,10 +153,12 @@ cdef extern from "_shm_c.h" nogil:
                           pfshm_top* top, uint32_t* total_b, uint32_t* total_a)
     int pfshm_read_ident(const pfshm_slot* s, pfshm_ident* out)
     uint64_t pfshm_hash(const char* pid, size_t pid_len, const char* key, size_t key_len)
-    int pfshm_publish_changes(pfshm_header* h, pfshm_reader_page* r)
+    int pfshm_publish_changes(pfshm_header* h, pfshm_reader_page* r, uint32_t protocol)
+    int pfshm_membarrier_register()
+    int pfshm_membarrier()
     void pfshm_futex_wake(uint32_t* addr)
     int pfshm_futex_wait(const uint32_t* addr, uint32_t expected, int64_t timeout_ns)
-    void pfshm_announce(pfshm_reader_page* r)
+    int pfshm_announce(const pfshm_header* h, pfshm_reader_page* r)
     uint32_t pfshm_load_changes(const pfshm_header* h)
     void pfshm_store_heartbeat(pfshm_header* h, int64_t ns)
     int64_t pfshm_load_heartbeat(const pfshm_header* h)
@@ -190,6 +196,7 @@ cdef class Publisher(BookSink):
     cdef list _unplaced              # subscriptions waiting for a free slot
     cdef int64_t _heartbeat
     cdef bint _uncommitted
+    cdef uint32_t _protocol          # PFSHM_WAKE_* (what the header says)
     cdef bint _closed
     cdef bytes _path_c
     cdef uint64_t _dev
@@ -229,6 +236,7 @@ cdef class SharedRegion:
     cdef bint _check_pid
     cdef int64_t _pid_checked_ns
     cdef bint _pid_dead
+    cdef bint _no_barrier            # membarrier failed here: never sleep counting on a wake
     cdef int64_t _last_change_ns
     cdef readonly str name
     cdef readonly str path

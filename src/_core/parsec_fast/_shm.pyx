@@ -75,7 +75,7 @@ from libc.string cimport memcmp, memcpy, memset
 from posix.mman cimport MAP_FAILED, MAP_SHARED, PROT_READ, PROT_WRITE, mmap, munmap
 from posix.signal cimport kill
 
-from parsec_fast._book cimport Book, Level, SIDE_ASK, SIDE_BID, key_price
+from parsec_fast._book cimport Book, Level, SIDE_ASK, SIDE_BID, key_price, side_view
 from parsec_fast._feed cimport BookSink, FeedHandler, Subscription
 
 import os
@@ -106,6 +106,7 @@ SHM_DIR = "/dev/shm/"
 cdef int64_t _PID_CHECK_NS = 20_000_000        # a dead writer pid is looked for every 20 ms
 cdef int64_t _LIVENESS_SLICE_NS = 100_000_000  # a sleeping reader re-checks liveness this often
 cdef int64_t _SIGNAL_SLICE_NS = 100_000_000    # ... and lets Python run signal handlers
+cdef int64_t _NO_BARRIER_SLEEP_NS = 1_000_000  # without membarrier here: 1 ms sleeps, no wake
 cdef tuple _BOOK_STATE_NAMES = ("fresh", "fresh", "stale", "needs_refresh", "other")
 cdef tuple _FEED_STATE_NAMES = ("healthy", "healthy", "degraded", "disconnected", "other")
 cdef int _BOOK_FRESH = 1
@@ -218,6 +219,8 @@ cdef str header_problem(const pfshm_header* h, size_t file_size):
     for field, found, expected in checks:
         if found != expected:
             return f"{field} is {found:#x}, this build expects {expected:#x} (another layout)"
+    if h.wake_protocol not in (PFSHM_WAKE_FENCED, PFSHM_WAKE_MEMBARRIER):
+        return f"unknown wake protocol {h.wake_protocol}"
     if h.max_books < 1 or h.max_levels < 1 or h.max_levels > 65535:
         return f"max_books={h.max_books}, max_levels={h.max_levels} out of range"
     if h.slot_size < SLOT_HEADER_SIZE + 2 * sizeof(pfshm_level) * h.max_levels:
@@ -327,6 +330,9 @@ cdef class Publisher(BookSink):
             h.writer_pidns = pidns_inode()
             h.created_ns = pfshm_now_ns()
             h.heartbeat_timeout_ns = <int64_t>(heartbeat_timeout * 1e9)
+            self._protocol = (PFSHM_WAKE_MEMBARRIER if pfshm_membarrier_register()
+                              else PFSHM_WAKE_FENCED)
+            h.wake_protocol = self._protocol
             self._heartbeat = h.created_ns
             pfshm_store_heartbeat(h, self._heartbeat)
             self._install(tmp, replace)
@@ -519,6 +525,7 @@ cdef class Publisher(BookSink):
         cdef pfshm_level* bids = pfshm_bids(slot)
         cdef pfshm_level* asks = pfshm_asks(slot, self._max_levels)
         cdef Py_ssize_t nb, na
+        cdef const Level* src
         cdef SlotTexts* t = &self._texts[i]
         if book._valid:
             flags |= PFSHM_VALID
@@ -530,14 +537,22 @@ cdef class Publisher(BookSink):
         slot.book_state = <unsigned char>sub._book_state
         slot.feed_state = <unsigned char>sub._feed_state
         slot.seq = book._seq
-        nb = book.copy_side(SIDE_BID, <Level*>bids, self._max_levels)
-        na = book.copy_side(SIDE_ASK, <Level*>asks, self._max_levels)
+        # only the levels that changed are stored (pfshm_store_levels: the lines readers hold
+        # stay valid in their caches); levels past max_levels are not published
+        src = side_view(book, SIDE_BID, &nb)
+        if nb > self._max_levels:
+            nb = self._max_levels
+        pfshm_store_levels(bids, <const pfshm_level*>src, nb)
+        src = side_view(book, SIDE_ASK, &na)
+        if na > self._max_levels:
+            na = self._max_levels
+        pfshm_store_levels(asks, <const pfshm_level*>src, na)
         slot.n_bids = <uint16_t>nb
         slot.n_asks = <uint16_t>na
         slot.total_bids = <uint32_t>book.side_count(SIDE_BID)
         slot.total_asks = <uint32_t>book.side_count(SIDE_ASK)
         if nb:
-            slot.top_bid = bids[0]
+            slot.top_bid = bids[0]   # bids[] is complete now: read back from our own slot
         else:
             slot.top_bid.key = 0
             slot.top_bid.size = 0.0
@@ -569,7 +584,7 @@ cdef class Publisher(BookSink):
         if self._uncommitted:
             self._uncommitted = False
             self.n_commits += 1
-            if pfshm_publish_changes(self._hdr, self._rpage):
+            if pfshm_publish_changes(self._hdr, self._rpage, self._protocol):
                 self._wake()
 
     cdef void _wake(self) noexcept:
@@ -862,6 +877,13 @@ cdef class SharedRegion:
         return PFSHM_VERSION
 
     @property
+    def wake_protocol(self):
+        """"membarrier" (the writer never fences; a reader entering a long sleep issues
+        membarrier(2)) or "fenced" (seq_cst on both sides, where membarrier is unavailable)."""
+        self._check_open()
+        return "membarrier" if self._hdr.wake_protocol == PFSHM_WAKE_MEMBARRIER else "fenced"
+
+    @property
     def changes(self):
         """The region's change counter (uint32, wraps): bumped once per publishing flush."""
         self._check_open()
@@ -986,9 +1008,13 @@ cdef class SharedRegion:
                 continue
             if now - self._last_change_ns < linger_ns:
                 sleep = poll_ns          # busy stream: timed sleeps, the writer is not involved
+            elif self._no_barrier:
+                sleep = _NO_BARRIER_SLEEP_NS   # cannot be sure of a wake: bounded sleeps
             else:
-                pfshm_announce(self._rpage)  # quiet: ask to be woken, then re-check
-                if pfshm_load_changes(self._hdr) != last:
+                if not pfshm_announce(self._hdr, self._rpage):  # quiet: ask to be woken ...
+                    self._no_barrier = True
+                    continue
+                if pfshm_load_changes(self._hdr) != last:     # ... then re-check
                     continue
                 sleep = _LIVENESS_SLICE_NS
             if sleep > deadline - now:

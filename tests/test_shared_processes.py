@@ -168,6 +168,50 @@ def test_a_killed_reader_affects_nothing() -> None:
         pub.close()
 
 
+def test_a_sleeping_reader_is_woken_by_the_next_change() -> None:
+    """After ``linger`` without a change a reader announces itself and sleeps in FUTEX_WAIT; the
+    publisher's next flush wakes it (well before its 100 ms liveness re-check), with one
+    FUTEX_WAKE, and a busy stream costs the writer none."""
+    name = unique_name("wake")
+    fh = FeedHandler()
+    fh.add(PID, "Yes")
+    pub = publish(fh, name, max_books=2, max_levels=8)
+    try:
+        with Proc.reader(name, "serve") as r:
+            r.line()
+            c = attach(name).changes
+            assert r.p.stdin is not None
+            r.p.stdin.write(f"wait {c} 5\n")
+            r.p.stdin.flush()
+            time.sleep(0.3)                   # the reader is long asleep by now
+            wakes = pub.n_wakes
+            t0 = time.monotonic()
+            fh.feed(orjson.dumps({"type": "orderbook", "parsec_id": PID, "outcome": "Yes",
+                                  "bids": [[0.5, 1.0]], "asks": [[0.6, 1.0]], "server_seq": 1}))
+            fh.flush()
+            got = r.line()
+            assert got["changes"] == c + 1 and time.monotonic() - t0 < 0.08, got
+            assert pub.n_wakes == wakes + 1
+            books = attach(name)
+            seq = 2
+            for _ in range(20):               # a busy stream: the reader lingers, no wakes
+                c = books.changes
+                r.p.stdin.write(f"wait {c} 5\n")
+                r.p.stdin.flush()
+                for _ in range(4):
+                    time.sleep(0.0005)
+                    fh.feed(orjson.dumps({"type": "orderbook_delta", "parsec_id": PID,
+                                          "outcome": "Yes", "server_seq": seq,
+                                          "changes": [{"side": "bid", "price": 0.5,
+                                                       "size": float(seq)}]}))
+                    fh.flush()
+                    seq += 1
+                assert r.line()["changes"] != c
+            assert pub.n_wakes <= wakes + 2
+    finally:
+        pub.close()
+
+
 PUBLISHER = r"""
 import orjson, sys, time
 from parsec_fast import FeedHandler

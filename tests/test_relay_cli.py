@@ -58,3 +58,13 @@ async def test_relay_process_serves_consumers_and_stops_on_ctrl_c() -> None:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def test_relay_exit_codes_for_a_refused_key_and_a_bad_prefix() -> None:
+    with NatsServer() as nats:
+        proc = _relay("local", "--api-key", "bad-key", "--nats", nats.url)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 4 and "authentication failed" in err, (out, err)
+        proc = _relay("local", "--prefix", "bad prefix", "--nats", nats.url)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 2 and "subject prefix" in err, (out, err)

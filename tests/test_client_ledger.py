@@ -145,6 +145,22 @@ def test_cap_reached_refuses_the_unanswered_and_then_everything_new() -> None:
     ledger.add(sels("kalshi:C"), [])
 
 
+def test_a_late_3002_refuses_a_market_the_sweep_had_reset() -> None:
+    # The subscribe went unanswered past request_timeout (the sweep marks it to be sent again),
+    # then the 3002 arrives: the market is refused, not left waiting forever behind the cap.
+    ledger, feed, clock, failed = make()
+    ledger.add(sels("kalshi:A"), [])
+    ledger.on_connected()
+    send_all(ledger, clock)
+    clock.advance(11)
+    ledger.sweep(clock.now)
+    ledger.on_error(ErrorMessage(ErrorCode.MAX_SUBSCRIPTIONS,
+                                 "max subscriptions reached (limit: 0, tier: free)", None),
+                    clock.now)
+    clock.advance(1.1)
+    assert [f.parsec_id for f in failed] == ["kalshi:A"] and not ledger.subscriptions()
+
+
 def test_unanswered_requests_are_sent_again_after_request_timeout() -> None:
     ledger, feed, clock, _ = make()
     ledger.add(sels("kalshi:A"), [])

@@ -393,7 +393,12 @@ class SubscriptionLedger:
         self._wake()
 
     def _settle_cap(self, arrival: float, error: ErrorMessage) -> None:
-        """After a 3002: markets subscribed before it and still unanswered were refused."""
+        """After a 3002: markets subscribed before it and still unanswered were refused, and so
+        are markets waiting to be (re-)subscribed (e.g. reset by the sweep after
+        ``request_timeout``): nothing is sent while the cap is reached."""
+        if self._capped is not None:
+            for want in [w for w in self._wants.values() if w.requested_at is None]:
+                self._fail(want, int(error.code), error.message)
         for op in list(self._sent_ops):
             if op.kind != "subscribe" or op.sent_at > arrival:
                 continue

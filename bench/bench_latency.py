@@ -39,8 +39,9 @@ order rotated from round to round, so slow drifts of the shared machine hit all 
 * ``raw-blocking``: the floor of a sleeping receiver: blocking ``recv_into``, no parsing.
 * ``raw-busypoll``: the floor of a spinning receiver: a non-blocking ``recv_into`` in a loop
   (an empty one raises ``BlockingIOError``, ~1.1 µs).
-* ``raw-sobusypoll``: ``raw-blocking`` with the socket's ``SO_BUSY_POLL`` (50 µs): the
-  kernel's own busy poll of the device queue (a candidate mechanism; it needs a NAPI device).
+* ``raw-sobusypoll`` (only when named): ``raw-blocking`` with the socket's ``SO_BUSY_POLL``
+  (50 µs): the kernel's own busy poll of the device queue (a candidate mechanism; it needs a
+  NAPI device).
 * ``raw-epollspin``: the other way to spin: ``epoll_wait(0)`` in a loop (~250 ns when empty),
   then one non-blocking ``recv_into``. The busy-poll targets use, per round, the lower of the
   two spinning floors.
@@ -101,6 +102,8 @@ CONTENDERS: dict[str, tuple[str, str]] = {
                                   "hand"),
     "sdk": ("official SDK parsec_api ParsecWebSocket, orderbook callback", "sdk"),
 }
+#: Run only when named (the mechanism comparison of results_notes.md).
+EXTRA_CONTENDERS = ("raw-sobusypoll",)
 QUICK_CONTENDERS = ["raw-blocking", "raw-epollspin", "pf-callback", "pf-busy-iterator"]
 FLOORS = ("raw-blocking", "raw-busypoll", "raw-epollspin")
 #: Contenders that cannot keep up above this rate on one core (skipped, and said so).
@@ -659,6 +662,9 @@ def _sdk_main(port: int, markets: list[tuple[str, str]], out: str) -> dict[str, 
 
 def _client_main(args: argparse.Namespace) -> None:
     """``--_client NAME``: one contender in this process; prints a RESULT line."""
+    if os.environ.get("PF_LATENCY_NO_GC"):  # diagnostics: is a p99 the garbage collector's?
+        import gc
+        gc.disable()
     name = args._client
     markets = market_ids(args.n_markets)
     kind = CONTENDERS[name][1]
@@ -926,53 +932,102 @@ def _run_with_retries(name: str, sender: Sender, args: argparse.Namespace, marke
 METRICS = ("p50_us", "p99_us", "p999_us", "max_us", "cpu_cores", "foreign_cores")
 
 
+#: With at least this many uncontended runs, a cell's figures come from those alone.
+MIN_CLEAN = 2
+
+
+def _usable(r: dict[str, Any]) -> bool:
+    return "error" not in r and "p50_us" in r
+
+
+def _clean(r: dict[str, Any]) -> bool:
+    return _usable(r) and not r.get("contended")
+
+
 def _aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    good = [r for r in runs if "error" not in r and "p50_us" in r]
-    out: dict[str, Any] = {"rounds": len(good), "errors": [r["error"] for r in runs if "error" in r]}
+    """Medians over rounds (and min-max spread): over the uncontended runs when there are at
+    least MIN_CLEAN of them, else over every run (``basis`` says which)."""
+    good = [r for r in runs if _usable(r)]
+    clean = [r for r in good if _clean(r)]
+    use = clean if len(clean) >= MIN_CLEAN else good
+    out: dict[str, Any] = {"rounds": len(good), "clean_rounds": len(clean),
+                           "basis": "uncontended" if use is clean else "all",
+                           "errors": [r["error"] for r in runs if "error" in r]}
     for m in METRICS:
-        vals = [r[m] for r in good if r.get(m) is not None]
+        vals = [r[m] for r in use if r.get(m) is not None]
         if vals:
             out[m] = statistics.median(vals)
             out[m + "_spread"] = [min(vals), max(vals)]
     out["contended_rounds"] = sum(1 for r in good if r.get("contended"))
     out["attempts"] = sum(r.get("attempts", 1) for r in runs)
+    # correctness counts over every run, contended or not
     out["lost"] = sum(r.get("lost", 0) for r in good)
     out["reordered"] = sum(r.get("reordered", 0) for r in good)
     books = [r.get("books_ok") for r in good if r.get("books_ok") is not None]
     out["books_ok"] = all(books) if books else None
     out["deltas_per_round"] = good[0]["deltas"] if good else None
-    late = [r["sender_late_p99_us"] for r in good if r.get("sender_late_p99_us") is not None]
+    late = [r["sender_late_p99_us"] for r in use if r.get("sender_late_p99_us") is not None]
     out["sender_late_p99_us"] = statistics.median(late) if late else None
     return out
 
 
-def _spin_floor(cell_runs: dict[str, list[dict[str, Any]]], i: int, m: str) -> float | None:
+def _spin_floor(cell_runs: dict[str, list[dict[str, Any]]], i: int, m: str,
+                clean_only: bool) -> float | None:
     """Round ``i``'s busy-poll floor for figure ``m``: the lower of the spinning raw floors."""
+    ok = _clean if clean_only else _usable
     vals = [runs[i][m] for name in ("raw-busypoll", "raw-epollspin")
-            for runs in [cell_runs.get(name, [])] if i < len(runs) and runs[i].get(m)]
+            for runs in [cell_runs.get(name, [])] if i < len(runs) and ok(runs[i])]
     return min(vals) if vals else None
 
 
-def _ratios(cell_runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
+def _pair_ratios(runs: list[dict[str, Any]], floor_of: Callable[[int, str, bool], float | None],
+                 m: str) -> tuple[float | None, str]:
+    """Median of per-round ratios to the floor: over rounds where both runs were uncontended
+    when there are MIN_CLEAN such rounds, else over every round with both runs usable."""
+    for clean_only in (True, False):
+        ok = _clean if clean_only else _usable
+        vals = []
+        for i, a in enumerate(runs):
+            floor = floor_of(i, m, clean_only)
+            if ok(a) and floor:
+                vals.append(a[m] / floor)
+        if len(vals) >= (MIN_CLEAN if clean_only else 1):
+            return statistics.median(vals), "uncontended" if clean_only else "all"
+    return None, "none"
+
+
+def _ratios(cell_runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
     """Per contender: median over rounds of (its figure / the floor's figure, same round);
     ``busypoll`` is the lower of the two spinning floors in each round."""
-    out: dict[str, dict[str, float]] = {}
+    blocking = cell_runs.get("raw-blocking", [])
+
+    def blocking_of(i: int, m: str, clean_only: bool) -> float | None:
+        ok = _clean if clean_only else _usable
+        return blocking[i][m] if i < len(blocking) and ok(blocking[i]) else None
+
+    def spin_of(i: int, m: str, clean_only: bool) -> float | None:
+        return _spin_floor(cell_runs, i, m, clean_only)
+
+    out: dict[str, dict[str, Any]] = {}
     for name, runs in cell_runs.items():
-        r: dict[str, float] = {}
+        r: dict[str, Any] = {}
         for m in ("p50_us", "p99_us", "p999_us"):
-            blocking = cell_runs.get("raw-blocking", [])
-            vals = [a[m] / b[m] for a, b in zip(runs, blocking) if a.get(m) and b.get(m)]
-            if vals:
-                r[f"{m[:-3]}_x_blocking"] = statistics.median(vals)
-            vals = []
-            for i, a in enumerate(runs):
-                floor = _spin_floor(cell_runs, i, m)
-                if a.get(m) and floor:
-                    vals.append(a[m] / floor)
-            if vals:
-                r[f"{m[:-3]}_x_busypoll"] = statistics.median(vals)
+            for short, floor_of in (("blocking", blocking_of), ("busypoll", spin_of)):
+                value, basis = _pair_ratios(runs, floor_of, m)
+                if value is not None:
+                    r[f"{m[:-3]}_x_{short}"] = value
+                    r[f"{m[:-3]}_x_{short}_basis"] = basis
         out[name] = r
     return out
+
+
+def _cell(runs: dict[str, list[dict[str, Any]]], loads: list[float]) -> dict[str, Any]:
+    cell = {"contenders": {n: _aggregate(v) for n, v in runs.items()},
+            "ratios": _ratios(runs), "runs": runs, "loadavg": loads}
+    for n, agg in cell["contenders"].items():
+        agg["label"] = CONTENDERS[n.partition("@")[0]][0]
+        agg.update(cell["ratios"].get(n, {}))
+    return cell
 
 
 def _targets(cells: dict[str, Any]) -> list[dict[str, Any]]:
@@ -1035,6 +1090,8 @@ def main(argv: list[str] | None = None) -> int:
                          "(default 20; quick 0)")
     ap.add_argument("--no-pin", action="store_true", help="do not pin processes with taskset")
     ap.add_argument("--json", default=DEFAULT_JSON, help=f"output JSON (default {DEFAULT_JSON})")
+    ap.add_argument("--reaggregate", metavar="JSON",
+                    help="recompute the medians, ratios and targets of a saved run (to --json)")
     ap.add_argument("--_sender", help=argparse.SUPPRESS)
     ap.add_argument("--_client", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -1049,6 +1106,17 @@ def main(argv: list[str] | None = None) -> int:
     if args._client:
         _client_main(args)
         return 0
+    if args.reaggregate:
+        with open(args.reaggregate) as f:
+            out = json.load(f)
+        out["cells"] = {key: _cell(cell["runs"], cell.get("loadavg", []))
+                        for key, cell in out["cells"].items()}
+        out["targets"] = _targets(out["cells"])
+        _summary(out)
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=2)
+        print(f"wrote {args.json}", flush=True)
+        return 0
     rates = [float(x) for x in (args.rates or ("20000" if args.quick else "20000,100000")).split(",")]
     market_counts = [int(x) for x in (args.markets or ("1,100" if args.quick else "1,100")).split(",")]
     args.rounds = args.rounds or (1 if args.quick else 5)
@@ -1056,7 +1124,8 @@ def main(argv: list[str] | None = None) -> int:
     args.warmup = args.warmup if args.warmup is not None else (0.05 if args.quick else 0.2)
     args.retries = args.retries if args.retries is not None else (0 if args.quick else 3)
     args.wait_quiet = args.wait_quiet if args.wait_quiet is not None else (0 if args.quick else 20)
-    names = (QUICK_CONTENDERS if args.quick else list(CONTENDERS)) if args.contenders is None \
+    names = (QUICK_CONTENDERS if args.quick else
+             [n for n in CONTENDERS if n not in EXTRA_CONTENDERS]) if args.contenders is None \
         else [n.strip() for n in args.contenders.split(",") if n.strip()]
     unknown = [n for n in names if n.partition("@")[0] not in CONTENDERS]
     if unknown:
@@ -1123,16 +1192,20 @@ def main(argv: list[str] | None = None) -> int:
                                       f" (x{r['attempts']})", flush=True)
                 finally:
                     sender.stop()
-                # pair rounds for the ratios: keep the i-th run of every contender together
-                cell = {"contenders": {n: _aggregate(v) for n, v in runs.items()},
-                        "ratios": _ratios(runs), "runs": runs, "loadavg": loads}
-                for n, agg in cell["contenders"].items():
-                    agg["label"] = CONTENDERS[n.partition("@")[0]][0]
-                    agg.update(cell["ratios"].get(n, {}))
-                out["cells"][key] = cell
+                # the i-th run of every contender is round i: the ratios pair them
+                out["cells"][key] = _cell(runs, loads)
     out["targets"] = _targets(out["cells"])
     out["meta"]["loadavg_end"] = list(os.getloadavg())
     out["elapsed_s"] = time.perf_counter() - t_start
+    _summary(out)
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump(out, f, indent=2)
+    print(f"wrote {args.json} ({out['elapsed_s']:.1f} s)", flush=True)
+    return 0
+
+
+def _summary(out: dict[str, Any]) -> None:
     print("\nmedians over rounds (us; ratios: median of per-round ratios to the floor):")
     for key, cell in out["cells"].items():
         print(f"  {key}")
@@ -1148,11 +1221,6 @@ def main(argv: list[str] | None = None) -> int:
     for t in out["targets"]:
         mark = "met" if t["met"] else ("MISSED" if t["met"] is False else "n/a")
         print(f"  target [{t['config']}] {t['what']}: {t['value']} -> {mark}")
-    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-    with open(args.json, "w") as f:
-        json.dump(out, f, indent=2)
-    print(f"wrote {args.json} ({out['elapsed_s']:.1f} s)", flush=True)
-    return 0
 
 
 if __name__ == "__main__":

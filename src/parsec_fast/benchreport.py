@@ -412,6 +412,12 @@ def _latency_md(data: dict[str, Any]) -> str:
         f"to the floor measured in the same round (p50 / p99 / p99.9; the busy-poll floor is the "
         f"lower of `raw-busypoll` and `raw-epollspin` in that round). Client CPU: user+system "
         f"CPU-seconds of the client process per second of the paced phase (1.00 = one core). "
+        f"The machine is shared: each run measures the CPU other processes took meanwhile "
+        f"(`/proc/stat` less the sender's and the client's own) and is re-run (up to "
+        f"{meta.get('retries')} times, after waiting for a quiet machine) when it exceeds "
+        f"{meta.get('max_foreign_cores')} cores; *quiet runs* counts the rounds that stayed "
+        f"under it, and when at least two did, the medians and ratios use those alone "
+        f"(\"all used\" otherwise). Correctness counts cover every run. "
         f"Load average (1 min) at start {_load(meta, 'loadavg_start')}, at end "
         f"{_load(meta, 'loadavg_end')} ({meta.get('cores', os.cpu_count())} shared cores)."]
     for key, cell in data.get("cells", {}).items():
@@ -419,7 +425,7 @@ def _latency_md(data: dict[str, Any]) -> str:
         for name, c in cell.get("contenders", {}).items():
             if "p50_us" not in c:
                 rows.append([f"`{name}`", "no result: " + "; ".join(c.get("errors", []))[:80],
-                             "", "", "", "", "", "", ""])
+                             "", "", "", "", "", "", "", ""])
                 continue
             sp = {m: c.get(m + "_spread", [None, None]) for m in ("p50_us", "p99_us", "p999_us")}
 
@@ -430,14 +436,16 @@ def _latency_md(data: dict[str, Any]) -> str:
             clean = "yes" if c.get("lost") == 0 and c.get("reordered") == 0 else \
                 f"**lost {c.get('lost')}, reordered {c.get('reordered')}**"
             books = {True: "exact", False: "**WRONG**", None: "-"}[c.get("books_ok")]
+            basis = f"{c.get('clean_rounds', '?')}/{c.get('rounds')}" + (
+                "" if c.get("basis", "uncontended") == "uncontended" else " (all used)")
             rows.append([f"`{name}`", fig("p50_us"), fig("p99_us"), fig("p999_us"),
                          _fmt(c.get("cpu_cores")), _ratio_text(c, "blocking"),
-                         _ratio_text(c, "busypoll"), clean, books])
+                         _ratio_text(c, "busypoll"), clean, books, basis])
         parts.append(f"**{key}** ({_fmt(next(iter(cell.get('contenders', {}).values()), {}).get('deltas_per_round'))} "
                      f"deltas per round after warm-up):")
         parts.append(_table(["contender", "p50 µs", "p99 µs", "p99.9 µs", "client CPU",
                              "× raw-blocking", "× busy-poll floor", "all events, in order",
-                             "final books"], rows))
+                             "final books", "quiet runs"], rows))
     labels = meta.get("labels", {})
     if labels:
         parts.append("Contenders: " + "; ".join(f"`{k}`: {v}" for k, v in labels.items()) + ".")

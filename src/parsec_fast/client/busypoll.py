@@ -32,7 +32,9 @@ the figures are in ``bench/results_notes.md``):
 Tried and dropped: a spinning callback that also polls the connection's socket with its own
 ``epoll_wait(0)`` between uvloop iterations (no better than the plain one). The socket's
 ``SO_BUSY_POLL`` option busy-polls a NIC's queue inside the kernel; on loopback, with no NAPI
-device, it does nothing (measured: the blocking floor does not move), so it is not used.
+device, it does nothing (measured with ``raw-sobusypoll``: a blocking socket with it still sleeps,
+0.14-0.20 core, and its p50 stays the blocking floor's), so it is not used (it may help on a real
+NIC: untested).
 
 Cost and bounds: it is one thread, so it uses exactly one core, all of it, the whole time it is
 held (``getrusage`` shows ~1 CPU-second per second), whatever the message rate. Use it only

@@ -2,7 +2,9 @@
 
 ``StreamingOrderbookLevel`` is the official SDK's level dataclass, compiled; ``LevelList`` is
 a ``list`` of them over a compact copy of one side of a ``Book``, building a level object only
-for the indexes read (see the module docstring for the one way it differs from a list).
+for the indexes read. Its list storage holds an ``UnreadLevel`` placeholder for each level not
+read yet, so C code reading the storage directly (orjson, msgspec) raises instead of seeing an
+empty list (see the module docstring).
 """
 from typing import Any, ClassVar, Literal
 
@@ -34,6 +36,13 @@ class BookCopy:
     def asks(self) -> LevelList:
         """The ask side, best first."""
 
+class UnreadLevelError(TypeError):
+    """A placeholder of a level not built was used (C code read a LevelList's storage)."""
+
+class UnreadLevel:
+    """The placeholder of a level not built yet, in a LevelList's own storage: every use
+    raises UnreadLevelError."""
+
 class LevelList(list[StreamingOrderbookLevel]):
     """``List[StreamingOrderbookLevel]`` over one side of a ``BookCopy``, built on read.
     ``LevelList(iterable)`` is an ordinary list of those items."""
@@ -43,4 +52,5 @@ class LevelList(list[StreamingOrderbookLevel]):
         """A copy of one side of ``book`` now, best first."""
     @property
     def materialized(self) -> bool:
-        """True once every level is in the list's own storage (after a mutation)."""
+        """True once the list is an ordinary list (after a mutation): every level built, the
+        book copy let go."""

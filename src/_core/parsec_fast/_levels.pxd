@@ -1,5 +1,5 @@
 # C-level interface of the lazy level sequences, for parsec_fast._orderbook (the compat payload).
-from cpython.object cimport PyObject, visitproc
+from cpython.object cimport PyObject
 
 from parsec_fast._book cimport Book, Level
 
@@ -24,22 +24,23 @@ cdef int install_members(type cls, object probe, tuple fields) except -1
 
 
 cdef enum:
-    HEAD = 8    # levels cached inline in a LevelList (the top of a side is what gets read)
+    BUILT_MAX = 8    # slots read that a LevelList lists (for putting the placeholders back)
 
 
 cdef class LevelList(list):
+    # The list's own storage holds, for each level, the level object once read, else the
+    # placeholder of its index (UnreadLevel): C code reading the storage never sees it empty.
     cdef BookCopy _copy          # the levels; None once materialized (plain list mode)
     cdef const Level* _levels    # this side's levels inside _copy
-    cdef Py_ssize_t _n
-    cdef PyObject* _head[HEAD]   # level objects built so far (owned), indexes 0..HEAD-1
-    cdef PyObject** _cache       # the same for indexes >= HEAD (allocated on first use)
+    cdef Py_ssize_t _n           # number of levels in _copy's side (placeholders' index bound)
+    cdef Py_ssize_t _n_built     # slots whose placeholder was replaced (BUILT_MAX + 1: more)
+    cdef unsigned short _built[BUILT_MAX]  # the first of them
 
     cdef object _get(self, Py_ssize_t i)
+    cdef object _build(self, Py_ssize_t i, PyObject* token)
+    cdef int _fill(self) except -1
     cdef list _plain(self)
     cdef int _materialize(self) except -1
-    cdef void _drop_cache(self) noexcept
-    cdef int _visit_cache(self, visitproc visit, void* arg) noexcept
-    cdef PyObject* _cached(self, Py_ssize_t i) noexcept
 
 
 cdef LevelList side_list(BookCopy copy, int side)

@@ -8,21 +8,37 @@ delta is the SDK's own cost, so instead:
   a pooled C buffer (16 bytes a level). Taken when the event is emitted, so a payload kept for
   later still shows the book as of its own frame.
 * ``LevelList``: a ``list`` subclass over one side of a ``BookCopy``. A level object is built
-  only when its index is read (and then cached, so ``x[0] is x[0]`` as in a list, and a change
-  a caller makes to that level object stays visible). Reading methods (index, slices, ``len``,
-  iteration, ``in``, ``==``, ``reversed``, ``+``, ``*``, ``copy``, ``index``, ``count``,
-  ``repr``, copy/deepcopy/pickle) work on the copy; the first mutation (``append``,
-  ``x[i] = v``, ``sort``, ``+=``, ...) builds every level into the list's own storage and from
-  then on it is an ordinary list. Slices, ``copy()``, ``copy.copy``, ``copy.deepcopy``,
-  ``+`` and ``*`` return plain lists, and pickling stores a plain list, as for a list.
+  only when its index is read and then kept in the list's own storage (``x[0] is x[0]`` as in
+  a list, and a change a caller makes to that level object stays visible). Reading methods
+  (index, slices, ``len``, iteration, ``in``, ``==``, ``reversed``, ``+``, ``*``, ``copy``,
+  ``index``, ``count``, ``repr``, copy/deepcopy/pickle) build what they read; the first
+  mutation (``append``, ``x[i] = v``, ``sort``, ``+=``, ...) builds every level and from then
+  on it is an ordinary list. Slices, ``copy()``, ``copy.copy``, ``copy.deepcopy``, ``+`` and
+  ``*`` return plain lists, and pickling stores a plain list, as for a list.
 
-  The one thing that differs from a ``list`` holding the same levels: C code that reads a list's
-  internal array directly, bypassing the sequence protocol, sees an unmaterialized
-  ``LevelList`` as empty. ``orjson`` and ``msgspec`` serializing it (or a payload holding one)
-  do that, as does Cython code typed ``list``. Hand them ``list(x)`` or
-  ``dataclasses.asdict(payload)`` (plain lists) instead. Python code, the standard library
-  (``json``, ``copy``, ``pickle``, ``dataclasses``, ``sorted``, ...) and NumPy go through the
-  protocol and see every level.
+  The list's storage (``PyListObject.ob_item``) is never empty or short: from its creation it
+  holds ``len(x)`` items, the level once built, else the ``UnreadLevel`` placeholder of its
+  index. So C code that reads a list's storage directly, bypassing its methods, sees the right
+  length and, for each slot, either the level or a placeholder whose every use raises
+  ``UnreadLevelError`` (a ``TypeError`` naming the fix): ``orjson`` and ``msgspec`` serialising
+  a ``LevelList`` or a payload holding one raise ("Type is not JSON serializable:
+  parsec_fast._levels.UnreadLevel (... serialise list(levels) or asdict(payload) ...)") until
+  every level was read, and then serialise it exactly; ``list.__add__(plain, x)``,
+  ``list.copy(x)``, ``PyList_GET_ITEM`` and Cython code typed ``list`` get placeholders that
+  raise when used. ``list(x)``, ``dataclasses.asdict(payload)`` and every Python-level read
+  give the levels. The standard library (``json``, ``copy``, ``pickle``, ``tuple``,
+  ``sorted``, ...) and NumPy take their shortcut through the storage for an exact ``list``
+  only (``PySequence_Fast`` & co.) and iterate a ``LevelList``: they see every level.
+  A placeholder stands for "level *i* of the list holding it", so list's own methods called
+  unbound on an unread list (``list.reverse(x)``, ``list.insert(x, 0, v)``) keep every level
+  where a list would; one they copy into another ``LevelList`` stands for that list's level
+  *i* (or raises if it has none).
+
+  Cost: the placeholders come from a table (one object per index, never freed), and a list's
+  storage array from spares kept by size (a list of ``n`` levels takes an array of ``n``
+  placeholders, already counted; its deallocation puts back the placeholders of the slots
+  read, checks the rest with one ``memcmp``, and keeps the array for the next list of that
+  size). No ``malloc``, fill or free per list once warm: ~150 instructions a side read.
 * ``StreamingOrderbookLevel``: the SDK's level dataclass as a compiled type: same field names
   and order, constructor, repr, ``==`` (same class and equal fields), unhashable, mutable,
   fields holding whatever they are given (the engine gives floats); ``dataclasses.fields`` /
@@ -33,13 +49,14 @@ delta is the SDK's own cost, so instead:
 """
 cimport cython
 from cpython.long cimport PyLong_CheckExact
-from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc
-from cpython.object cimport (Py_EQ, Py_NE, PyObject, PyObject_RichCompare, PyObject_RichCompareBool,
-                             PyTypeObject, visitproc)
-from cpython.ref cimport Py_INCREF, Py_XDECREF
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.object cimport (Py_EQ, Py_NE, PyObject, PyObject_RichCompareBool, PyTypeObject,
+                             richcmpfunc)
+from cpython.ref cimport Py_INCREF
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
 from cpython.slice cimport PySlice_Check
 from libc.stdlib cimport free, malloc
+from libc.string cimport memcmp, memcpy
 
 from parsec_fast._book cimport SIDE_ASK, SIDE_BID, key_price
 
@@ -53,7 +70,7 @@ cdef extern from "Python.h":
     Py_ssize_t PySlice_AdjustIndices(Py_ssize_t length, Py_ssize_t* start, Py_ssize_t* stop,
                                      Py_ssize_t step)
 
-__all__ = ["StreamingOrderbookLevel", "LevelList", "BookCopy"]
+__all__ = ["StreamingOrderbookLevel", "LevelList", "BookCopy", "UnreadLevel", "UnreadLevelError"]
 
 
 # -- fast attribute reads ------------------------------------------------------------------------
@@ -254,8 +271,160 @@ cdef BookCopy copy_book(Book book):
     return out
 
 
-# list's own methods, called unbound on a LevelList in list mode. (Cython's shortcuts for
-# list.pop(self) etc. may call the method by name on a subclass: here, ours again.)
+# -- placeholders ---------------------------------------------------------------------------------
+
+cdef extern from "Python.h":
+    ctypedef struct PyListObject:
+        PyObject** ob_item
+        Py_ssize_t allocated
+    void Py_SET_SIZE(object o, Py_ssize_t size)
+    void c_incref "Py_INCREF"(PyObject* o)
+    void c_decref "Py_DECREF"(PyObject* o)
+    PyObject* PyList_GetSlice(object o, Py_ssize_t low, Py_ssize_t high) except NULL
+    enum:
+        PY_SSIZE_T_MAX
+
+cdef inline PyObject** list_items(object o) noexcept:
+    return (<PyListObject*><PyObject*>o).ob_item
+
+
+class UnreadLevelError(TypeError):
+    """A placeholder of a ``LevelList`` level that was not built was used (see ``UnreadLevel``)."""
+
+
+cdef str _HOW = ("read the levels through the list (indexing, iteration, list(levels)), or "
+                 "serialise dataclasses.asdict(payload) / list(payload.bids) instead of the "
+                 "payload or the LevelList itself")
+
+
+@cython.final
+cdef class UnreadLevel:
+    """The placeholder in a ``LevelList``'s own storage for a level not built yet.
+
+    A ``LevelList`` keeps one of these in its list storage (``PyListObject.ob_item``) for each
+    level nobody has read; reading the level through the list (index, slice, iteration, any
+    method) builds the ``StreamingOrderbookLevel`` and puts it in that slot. So C code that
+    reads the storage directly, bypassing the list's methods (``orjson``, ``msgspec``,
+    ``list.__add__(plain, levels)``, Cython code typed ``list``), meets these instead of a
+    silently empty list, and every use of one raises ``UnreadLevelError`` (a ``TypeError``)
+    naming the fix. A placeholder is ``index``-th of a shared table (one per index, held for
+    good), so list operations that move slots keep each one's level."""
+
+    cdef Py_ssize_t index
+
+    cdef str _what(self):
+        return (f"level {self.index} of a parsec_fast LevelList (book.bids / book.asks of an "
+                f"orderbook payload) was never built, and code that reads a list's storage "
+                f"directly, bypassing its methods (orjson, msgspec, list's own methods called "
+                f"unbound, C code using PyList_GET_ITEM), got its placeholder")
+
+    cdef _fail(self, str use):
+        raise UnreadLevelError(f"{use}: {self._what()}; {_HOW}")
+
+    def __getattr__(self, name):
+        self._fail(f"attribute {name!r}")
+
+    def __setattr__(self, name, value):
+        self._fail(f"setting attribute {name!r}")
+
+    def __delattr__(self, name):
+        self._fail(f"deleting attribute {name!r}")
+
+    def __repr__(self):
+        self._fail("repr()")
+
+    def __str__(self):
+        self._fail("str()")
+
+    def __format__(self, spec):
+        self._fail("format()")
+
+    def __bool__(self):
+        self._fail("bool()")
+
+    def __hash__(self):
+        self._fail("hash()")
+
+    def __richcmp__(self, other, int op):
+        self._fail("comparison")
+
+    def __len__(self):
+        self._fail("len()")
+
+    def __iter__(self):
+        self._fail("iteration")
+
+    def __getitem__(self, key):
+        self._fail("indexing")
+
+    def __contains__(self, item):
+        self._fail("'in'")
+
+    def __int__(self):
+        self._fail("int()")
+
+    def __float__(self):
+        self._fail("float()")
+
+    def __index__(self):
+        self._fail("index()")
+
+    def __call__(self, *args, **kwargs):
+        self._fail("call")
+
+    def __array__(self, *args, **kwargs):
+        self._fail("numpy array conversion")
+
+    def __reduce__(self):
+        self._fail("pickling")
+
+    def __reduce_ex__(self, protocol):
+        self._fail("pickling")
+
+    def __copy__(self):
+        self._fail("copy")
+
+    def __deepcopy__(self, memo):
+        self._fail("copy")
+
+
+# Serialisers name an unsupported object by its type's C name (orjson: "Type is not JSON
+# serializable: <tp_name>", msgspec likewise, json by the part after the last dot): this one
+# says what to do. No dot after the module's, so __name__ / __module__ stay readable.
+(<PyTypeObject*>UnreadLevel).tp_name = (
+    b"parsec_fast._levels.UnreadLevel (a LevelList level never built: serialise "
+    b"list(levels) or asdict(payload), not the LevelList)")
+
+cdef PyTypeObject* _unread_type = <PyTypeObject*>UnreadLevel
+cdef PyObject** _tokens = NULL      # _tokens[i]: the placeholder of index i (one reference held)
+cdef Py_ssize_t _n_tokens = 0
+
+
+cdef int _grow_tokens(Py_ssize_t need) except -1:
+    global _tokens, _n_tokens
+    cdef Py_ssize_t cap = max(2 * _n_tokens, 128)
+    cdef PyObject** grown
+    cdef UnreadLevel token
+    while cap < need:
+        cap *= 2
+    grown = <PyObject**>PyMem_Realloc(_tokens, <size_t>cap * sizeof(PyObject*))
+    if grown == NULL:
+        raise MemoryError()
+    _tokens = grown
+    while _n_tokens < cap:
+        token = UnreadLevel.__new__(UnreadLevel)
+        token.index = _n_tokens
+        Py_INCREF(token)
+        _tokens[_n_tokens] = <PyObject*>token
+        _n_tokens += 1
+    return 0
+
+
+_grow_tokens(128)
+
+
+# list's own methods, called unbound on a LevelList. (Cython's shortcuts for list.pop(self)
+# etc. may call the method by name on a subclass: here, ours again.)
 cdef object _list_append = list.append
 cdef object _list_extend = list.extend
 cdef object _list_insert = list.insert
@@ -266,37 +435,128 @@ cdef object _list_reverse = list.reverse
 cdef object _list_sort = list.sort
 cdef object _list_index = list.index
 cdef object _list_count = list.count
-cdef object _list_getitem = list.__getitem__
-cdef object _list_iter = list.__iter__
-cdef object _list_reversed = list.__reversed__
-cdef object _list_contains = list.__contains__
 cdef object _list_repr = list.__repr__
+cdef object _list_add = list.__add__
+cdef object _list_mul = list.__mul__
 cdef object _list_imul = list.__imul__
 cdef object _list_setitem = list.__setitem__
 cdef object _list_delitem = list.__delitem__
 cdef object _list_init = list.__init__
 cdef object _list_sizeof = list.__sizeof__
+cdef richcmpfunc _list_richcompare = (<PyTypeObject*>list).tp_richcompare
 
 
 # -- the lazy list --------------------------------------------------------------------------------
 
+# Spare storage arrays, by size: each holds the placeholders of its indexes (with their
+# references), ready for the next LevelList of that size. An event's lists are usually dropped
+# right after its handlers ran, and the next event's have the same sizes, so a list costs no
+# malloc, fill or free, and its deallocation only puts back the placeholders of the slots read.
+cdef enum:
+    SPARE_MAX_N = 256     # longer sides get a fresh array each time
+    SPARE_PER_N = 4
+
+cdef PyObject** _spare[SPARE_MAX_N + 1][SPARE_PER_N]
+cdef int _n_spare[SPARE_MAX_N + 1]
+
+
+cdef PyObject** _new_storage(Py_ssize_t n) except NULL:
+    """An array of the placeholders of indexes 0..n-1, a reference to each owned by the caller."""
+    cdef PyObject** items
+    cdef Py_ssize_t i
+    if n <= SPARE_MAX_N and _n_spare[n] > 0:
+        _n_spare[n] -= 1
+        return _spare[n][_n_spare[n]]
+    if n > _n_tokens:
+        _grow_tokens(n)
+    items = <PyObject**>PyMem_Malloc(<size_t>n * sizeof(PyObject*))
+    if items == NULL:
+        raise MemoryError()
+    memcpy(items, _tokens, <size_t>n * sizeof(PyObject*))
+    for i in range(n):
+        c_incref(items[i])
+    return items
+
+
+cdef bint _keep_storage(PyObject** items, Py_ssize_t n, const unsigned short* built,
+                        Py_ssize_t n_built) noexcept:
+    """Take back a list's storage of exactly ``n`` slots (``allocated == size == n``) as a spare.
+    Every slot that is not its index's placeholder (a level built, anything the list was given)
+    is released and the placeholder put back: first the ``n_built`` slots listed in ``built``
+    (the levels read), then, if the array still differs from the placeholders' (more slots read
+    than listed, or list's own methods called unbound), every slot. False (nothing done) when
+    there is no room."""
+    cdef Py_ssize_t i, k
+    cdef PyObject* p
+    if n <= 0 or n > SPARE_MAX_N or _n_spare[n] >= SPARE_PER_N or n > _n_tokens:
+        return False
+    if n_built <= BUILT_MAX:
+        for k in range(n_built):
+            i = built[k]
+            if i < n and items[i] != _tokens[i]:
+                p = items[i]
+                items[i] = _tokens[i]
+                c_incref(_tokens[i])
+                c_decref(p)  # may run any code: _tokens is read again after it
+    # The check that nothing else changed (list's own methods called unbound can): one memcmp.
+    if n_built > BUILT_MAX or memcmp(items, _tokens, <size_t>n * sizeof(PyObject*)) != 0:
+        for i in range(n):
+            if items[i] != _tokens[i]:
+                p = items[i]
+                items[i] = _tokens[i]
+                c_incref(_tokens[i])
+                c_decref(p)
+    if _n_spare[n] >= SPARE_PER_N:  # a destructor above filled it
+        _free_storage(items, n)
+        return True
+    _spare[n][_n_spare[n]] = items
+    _n_spare[n] += 1
+    return True
+
+
+cdef void _free_storage(PyObject** items, Py_ssize_t n) noexcept:
+    cdef Py_ssize_t i
+    for i in range(n):
+        c_decref(items[i])
+    PyMem_Free(items)
+
+
+def _release_spares():
+    """Free the spare storage arrays (tests: placeholders' reference counts back to one plus
+    the live lists' slots)."""
+    cdef Py_ssize_t n
+    cdef PyObject** items
+    for n in range(SPARE_MAX_N + 1):
+        while _n_spare[n] > 0:
+            _n_spare[n] -= 1
+            items = _spare[n][_n_spare[n]]
+            _free_storage(items, n)
+
+
 cdef LevelList side_list(BookCopy copy, int side):
     cdef LevelList out = LevelList.__new__(LevelList)
+    cdef Py_ssize_t n
     out._copy = copy
     if side == SIDE_BID:
         out._levels = copy.levels
-        out._n = copy.n_bids
+        n = copy.n_bids
     else:
         out._levels = copy.levels + copy.n_bids
-        out._n = copy.n_asks
+        n = copy.n_asks
+    out._n = n
+    if n == 0:
+        return out
+    (<PyListObject*><PyObject*>out).ob_item = _new_storage(n)
+    (<PyListObject*><PyObject*>out).allocated = n
+    Py_SET_SIZE(out, n)
     return out
 
 
-cdef inline object _plain_of(object value):
-    """``value``, or a plain list of it when it is an unmaterialized LevelList (before handing
-    it to list's C code, which reads the internal array)."""
-    if type(value) is LevelList and (<LevelList>value)._copy is not None:
-        return (<LevelList>value)._plain()
+cdef inline object _filled(object value):
+    """``value``, every level built when it is a LevelList (before handing it to list's C code,
+    which reads the storage directly)."""
+    if type(value) is LevelList:
+        (<LevelList>value)._fill()
     return value
 
 
@@ -305,28 +565,18 @@ cdef class LevelList(list):
     """``List[StreamingOrderbookLevel]`` over one side of a ``BookCopy``, built on read (see
     the module docstring). ``LevelList(iterable)`` is an ordinary list of those items."""
 
-    def __init__(self, iterable=()):
-        if self._copy is not None:
-            self._materialize()
-        _list_init(self, iterable)
-
-    cdef void _drop_cache(self) noexcept:
-        cdef Py_ssize_t i
-        cdef PyObject* p
-        for i in range(HEAD):
-            p = self._head[i]
-            self._head[i] = NULL
-            Py_XDECREF(p)
-        if self._cache != NULL:
-            for i in range(self._n - HEAD):
-                p = self._cache[i]
-                self._cache[i] = NULL
-                Py_XDECREF(p)
-            PyMem_Free(self._cache)
-            self._cache = NULL
-
     def __dealloc__(self):
-        self._drop_cache()
+        cdef PyListObject* lst = <PyListObject*><PyObject*>self
+        cdef Py_ssize_t n = PyList_GET_SIZE(self)
+        if lst.ob_item != NULL and lst.allocated == n and \
+                _keep_storage(lst.ob_item, n, self._built, self._n_built):
+            lst.ob_item = NULL  # kept as a spare: list's deallocation has nothing left to free
+            lst.allocated = 0
+            Py_SET_SIZE(self, 0)
+
+    def __init__(self, iterable=()):
+        self._materialize()
+        _list_init(self, iterable)
 
     @staticmethod
     def of_book(Book book not None, str side not None):
@@ -337,89 +587,76 @@ cdef class LevelList(list):
 
     @property
     def materialized(self):
-        """True once every level is in the list's own storage (after a mutation)."""
+        """True once the list is an ordinary list (after a mutation): every level built, the
+        book copy let go."""
         return self._copy is None
 
     # -- element access ----------------------------------------------------------------------
     cdef object _get(self, Py_ssize_t i):
-        """Item ``i`` (0 <= i < len) in either mode."""
-        cdef PyObject** slot
-        cdef object level
-        if self._copy is None:
-            return <object>PyList_GET_ITEM(self, i)
-        if i < HEAD:
-            slot = &self._head[i]
-        else:
-            if self._cache == NULL:
-                self._cache = <PyObject**>PyMem_Calloc(<size_t>(self._n - HEAD), sizeof(PyObject*))
-                if self._cache == NULL:
-                    raise MemoryError()
-            slot = &self._cache[i - HEAD]
-        if slot[0] != NULL:
-            return <object>slot[0]
-        level = make_level(&self._levels[i])
-        Py_INCREF(level)
-        slot[0] = <PyObject*>level
+        """Item ``i``: the level, built now if its slot holds a placeholder. The caller checked
+        0 <= i < len(self) with no Python code run since."""
+        cdef PyObject* p = list_items(self)[i]
+        if (<PyObject*>p).ob_type != _unread_type:
+            return <object>p
+        return self._build(i, p)
+
+    cdef object _build(self, Py_ssize_t i, PyObject* token):
+        cdef Py_ssize_t j = (<UnreadLevel>token).index, k
+        cdef StreamingOrderbookLevel level
+        if self._copy is None or j >= self._n:
+            # Only list's own methods called unbound (or the C API) put it there.
+            (<UnreadLevel>token)._fail(f"reading item {i} of a LevelList holding another "
+                                       f"list's placeholder")
+        level = make_level(&self._levels[j])
+        # make_level may run the garbage collector (and whatever it runs): the slot is checked
+        # again before it is replaced.
+        if i < PyList_GET_SIZE(self) and list_items(self)[i] == token:
+            c_incref(<PyObject*>level)
+            list_items(self)[i] = <PyObject*>level
+            c_decref(token)
+            k = self._n_built
+            if k < BUILT_MAX:
+                self._built[k] = <unsigned short>i
+            if k <= BUILT_MAX:
+                self._n_built = k + 1
         return level
 
-    cdef PyObject* _cached(self, Py_ssize_t i) noexcept:
-        if i < HEAD:
-            return self._head[i]
-        return self._cache[i - HEAD] if self._cache != NULL else NULL
-
-    cdef int _visit_cache(self, visitproc visit, void* arg) noexcept:
-        """The garbage collector's view of the built levels (see _traverse)."""
-        cdef Py_ssize_t i
-        cdef int r
-        for i in range(HEAD):
-            if self._head[i] != NULL:
-                r = visit(self._head[i], arg)
-                if r:
-                    return r
-        if self._cache != NULL:
-            for i in range(self._n - HEAD):
-                if self._cache[i] != NULL:
-                    r = visit(self._cache[i], arg)
-                    if r:
-                        return r
+    cdef int _fill(self) except -1:
+        """Build every level still unread, in place (the storage is then a plain list's)."""
+        cdef Py_ssize_t i = 0
+        cdef PyObject* p
+        if self._copy is None:
+            return 0
+        while i < PyList_GET_SIZE(self):
+            p = list_items(self)[i]
+            if p.ob_type == _unread_type:
+                self._build(i, p)
+            i += 1
         return 0
 
     cdef list _plain(self):
         """A new plain list of every item."""
-        cdef Py_ssize_t i, n = self._n if self._copy is not None else PyList_GET_SIZE(self)
-        cdef list out = PyList_New(n)
-        cdef object item
-        for i in range(n):
-            item = self._get(i)
-            Py_INCREF(item)
-            PyList_SET_ITEM(out, i, item)
-        return out
+        self._fill()
+        return <list>PyList_GetSlice(self, 0, PY_SSIZE_T_MAX)
 
     cdef int _materialize(self) except -1:
-        """Move every level into the list's own storage: from now on an ordinary list."""
-        cdef list items
+        """Every level built in the list's own storage, the copy let go: from now on an
+        ordinary list."""
         if self._copy is None:
             return 0
-        items = self._plain()
-        self._drop_cache()
+        self._fill()
         self._copy = None
         self._levels = NULL
         self._n = 0
-        _list_extend(self, items)
         return 0
-
-    def __len__(self):
-        return self._n if self._copy is not None else PyList_GET_SIZE(self)
 
     def __getitem__(self, key):
         cdef Py_ssize_t i, n, start, stop, step, count, k
         cdef list out
         cdef object item
-        if self._copy is None:
-            return _list_getitem(self, key)
-        n = self._n
         if PyLong_CheckExact(key) or (PyIndex_Check(key) and not PySlice_Check(key)):
-            i = PyNumber_AsSsize_t(key, IndexError)
+            i = PyNumber_AsSsize_t(key, IndexError)  # may run __index__: the size after it
+            n = PyList_GET_SIZE(self)
             if i < 0:
                 i += n
             if i < 0 or i >= n:
@@ -427,10 +664,12 @@ cdef class LevelList(list):
             return self._get(i)
         if PySlice_Check(key):
             PySlice_Unpack(key, &start, &stop, &step)
-            count = PySlice_AdjustIndices(n, &start, &stop, step)
+            count = PySlice_AdjustIndices(PyList_GET_SIZE(self), &start, &stop, step)
             out = PyList_New(count)
             i = start
             for k in range(count):
+                if not 0 <= i < PyList_GET_SIZE(self):  # code run by building a level shrank it
+                    raise RuntimeError("LevelList changed size during a slice")
                 item = self._get(i)
                 Py_INCREF(item)
                 PyList_SET_ITEM(out, k, item)
@@ -439,33 +678,30 @@ cdef class LevelList(list):
         raise TypeError(f"list indices must be integers or slices, not {type(key).__name__}")
 
     def __iter__(self):
-        if self._copy is None:
-            return _list_iter(self)
         return _LevelIter.__new__(_LevelIter, self, False)
 
     def __reversed__(self):
-        if self._copy is None:
-            return _list_reversed(self)
         return _LevelIter.__new__(_LevelIter, self, True)
 
     def __contains__(self, value):
-        cdef Py_ssize_t i
-        if self._copy is None:
-            return _list_contains(self, value)
-        for i in range(self._n):
+        cdef Py_ssize_t i = 0
+        while i < PyList_GET_SIZE(self):
             if PyObject_RichCompareBool(self._get(i), value, Py_EQ):
                 return True
+            i += 1
         return False
 
     def index(self, value, start=0, stop=None):
         """First index of ``value`` (as ``list.index``)."""
+        self._fill()
         if stop is None:
-            return _list_index(self._plain() if self._copy is not None else self, value, start)
-        return _list_index(self._plain() if self._copy is not None else self, value, start, stop)
+            return _list_index(self, value, start)
+        return _list_index(self, value, start, stop)
 
     def count(self, value):
         """Number of items equal to ``value``."""
-        return _list_count(self._plain() if self._copy is not None else self, value)
+        self._fill()
+        return _list_count(self, value)
 
     def copy(self):
         """A shallow copy as a plain list (as ``list.copy``)."""
@@ -475,19 +711,19 @@ cdef class LevelList(list):
         return self._plain()
 
     def __deepcopy__(self, memo):
-        cdef Py_ssize_t i, n
-        cdef list out
-        if self._copy is None:
-            return [_copy_module.deepcopy(item, memo) for item in _list_iter(self)]
-        n = self._n
-        out = PyList_New(n)
-        for i in range(n):
-            if self._cached(i) != NULL:
-                item = _copy_module.deepcopy(<object>self._cached(i), memo)
+        cdef Py_ssize_t i = 0, j
+        cdef list out = []
+        cdef PyObject* p
+        while i < PyList_GET_SIZE(self):
+            p = list_items(self)[i]
+            if p.ob_type == _unread_type and self._copy is not None \
+                    and (<UnreadLevel>p).index < self._n:
+                # not shared with anything: already new
+                item = make_level(&self._levels[(<UnreadLevel>p).index])
             else:
-                item = make_level(&self._levels[i])  # not shared with anything: already new
-            Py_INCREF(item)
-            PyList_SET_ITEM(out, i, item)
+                item = _copy_module.deepcopy(<object>p, memo)
+            out.append(item)
+            i += 1
         return out
 
     def __reduce__(self):
@@ -495,34 +731,40 @@ cdef class LevelList(list):
         return list, (self._plain(),)
 
     def __repr__(self):
-        return repr(self._plain()) if self._copy is not None else _list_repr(self)
+        self._fill()
+        return _list_repr(self)
 
     def __richcmp__(self, other, int op):
-        return PyObject_RichCompare(self._plain(), _plain_of(other), op)
+        self._fill()
+        return _list_richcompare(self, _filled(other), op)
 
     def __add__(self, other):
         if not isinstance(other, list):
             return NotImplemented
-        return self._plain() + _plain_of(other)
+        self._fill()
+        return _list_add(self, _filled(other))
 
     def __radd__(self, other):
         if not isinstance(other, list):
             return NotImplemented
-        return list(other) + self._plain()
+        self._fill()
+        return _list_add(_filled(other), self)
 
     def __mul__(self, n):
-        return self._plain() * n
+        self._fill()
+        return _list_mul(self, n)
 
     def __rmul__(self, n):
-        return self._plain() * n
+        self._fill()
+        return _list_mul(self, n)
 
     def __sizeof__(self):
-        return _list_sizeof(self) + self._n * (sizeof(Level) + sizeof(PyObject*))
+        return _list_sizeof(self) + (self._n * sizeof(Level) if self._copy is not None else 0)
 
     # -- mutation: materialize, then behave as a list ------------------------------------------
     def __iadd__(self, other):
         self._materialize()
-        _list_extend(self, _plain_of(other) if other is not self else self._plain())
+        _list_extend(self, _filled(other))
         return self
 
     def __imul__(self, n):
@@ -531,7 +773,7 @@ cdef class LevelList(list):
 
     def __setitem__(self, key, value):
         self._materialize()
-        _list_setitem(self, key, _plain_of(value))
+        _list_setitem(self, key, _filled(value))
 
     def __delitem__(self, key):
         self._materialize()
@@ -545,7 +787,7 @@ cdef class LevelList(list):
     def extend(self, iterable):
         """As ``list.extend``."""
         self._materialize()
-        _list_extend(self, _plain_of(iterable) if iterable is not self else self._plain())
+        _list_extend(self, _filled(iterable))
 
     def insert(self, index, item):
         """As ``list.insert``."""
@@ -578,51 +820,11 @@ cdef class LevelList(list):
         _list_sort(self, key=key, reverse=reverse)
 
 
-# The levels a LevelList built are held in C arrays (no allocation for the top of a side), which
-# Cython's generated tp_traverse / tp_clear do not know about. These wrap them, so a reference
-# cycle through a level object (a level holding its own payload) is found and collected like
-# any other.
-cdef extern from "Python.h":
-    ctypedef int (*c_visitproc "visitproc")(PyObject*, void*) noexcept
-    ctypedef int (*c_traverseproc "traverseproc")(PyObject*, c_visitproc, void*) noexcept
-    ctypedef int (*c_inquiry "inquiry")(PyObject*) noexcept
-
-cdef extern from *:
-    """
-    #define PF_TYPE_SLOTS(t) ((PyTypeObject*)(t))
-    """
-    ctypedef struct SlotView "PyTypeObject":
-        c_traverseproc tp_traverse
-        c_inquiry tp_clear
-    SlotView* PF_TYPE_SLOTS(object t)
-
-cdef c_traverseproc _base_traverse = NULL
-cdef c_inquiry _base_clear = NULL
-
-
-cdef int _traverse(PyObject* o, c_visitproc visit, void* arg) noexcept:
-    cdef int r = _base_traverse(o, visit, arg)
-    if r:
-        return r
-    return (<LevelList>o)._visit_cache(<visitproc>visit, arg)
-
-
-cdef int _clear(PyObject* o) noexcept:
-    (<LevelList>o)._drop_cache()
-    return _base_clear(o)
-
-
-_base_traverse = PF_TYPE_SLOTS(LevelList).tp_traverse
-_base_clear = PF_TYPE_SLOTS(LevelList).tp_clear
-PF_TYPE_SLOTS(LevelList).tp_traverse = _traverse
-PF_TYPE_SLOTS(LevelList).tp_clear = _clear
-
-
 @cython.final
 @cython.freelist(8)
 cdef class _LevelIter:
-    """Iterator of a LevelList (forward or reversed); follows the list if it is materialized
-    (mutated) meanwhile, as a list iterator follows its list."""
+    """Iterator of a LevelList (forward or reversed); follows the list if it changes meanwhile,
+    as a list iterator follows its list."""
 
     cdef LevelList _seq
     cdef Py_ssize_t _i
@@ -631,21 +833,20 @@ cdef class _LevelIter:
     def __cinit__(self, LevelList seq, bint reversed_):
         self._seq = seq
         self._reversed = reversed_
-        self._i = len(seq) - 1 if reversed_ else 0
+        self._i = PyList_GET_SIZE(seq) - 1 if reversed_ else 0
 
     def __iter__(self):
         return self
 
     def __next__(self):
         cdef LevelList seq = self._seq
-        cdef Py_ssize_t n, i = self._i
+        cdef Py_ssize_t i = self._i
         if seq is not None:
-            n = seq._n if seq._copy is not None else PyList_GET_SIZE(seq)
             if self._reversed:
-                if 0 <= i < n:
+                if 0 <= i < PyList_GET_SIZE(seq):
                     self._i = i - 1
                     return seq._get(i)
-            elif i < n:
+            elif i < PyList_GET_SIZE(seq):
                 self._i = i + 1
                 return seq._get(i)
             self._seq = None
@@ -655,5 +856,5 @@ cdef class _LevelIter:
         cdef LevelList seq = self._seq
         if seq is None:
             return 0
-        n = seq._n if seq._copy is not None else PyList_GET_SIZE(seq)
-        return max(0, self._i + 1) if self._reversed else max(0, n - self._i)
+        n = PyList_GET_SIZE(seq)
+        return max(0, min(self._i + 1, n)) if self._reversed else max(0, n - self._i)

@@ -66,11 +66,18 @@ Deliberate differences from ``parsec_api.streaming`` 0.17.0, each with its reaso
      true, ``type(x) is list`` is not) built on read. Indexing, slicing, ``len``, iteration,
      ``in``, ``==``, ``reversed``, ``+``, ``*``, ``copy()``, ``sorted``, ``index``,
      ``count``, ``repr``, copy/deepcopy/pickle (as a plain list) and every mutation behave as
-     a list's. C code that reads a list's internal array directly, bypassing the sequence
-     protocol, sees one as empty until it is mutated: that is ``orjson.dumps`` /
-     ``msgspec`` of a payload or of ``bids``, and Cython code typed ``list``. Pass them
-     ``dataclasses.asdict(book)`` or ``list(book.bids)``. (Filling the list's own array per
-     delta is exactly the per-level cost this design avoids.)
+     a list's. C code that reads a list's storage directly, bypassing its methods, finds
+     the right number of slots, each the level if something read it already, else a
+     placeholder (``parsec_fast._levels.UnreadLevel``) whose every use raises
+     ``UnreadLevelError``, a ``TypeError`` naming the fix: never an empty or short list.
+     So ``orjson.dumps`` / ``msgspec`` of a payload or of ``bids`` raise ``TypeError``
+     ("Type is not JSON serializable: parsec_fast._levels.UnreadLevel (a LevelList level
+     never built: serialise list(levels) or asdict(payload), ...)") until every level was
+     read, and then give the SDK's bytes; ``list.__add__(plain, bids)``, ``list.copy(bids)``
+     and Cython code typed ``list`` get placeholders that raise when used. Serialise
+     ``dataclasses.asdict(book)`` or ``list(book.bids)``: exactly the SDK's output. (Building
+     every level object per delta, so that such code needs nothing, is exactly the per-level
+     cost this design avoids; the placeholders cost ~150 instructions a side read.)
    * ``OrderbookSnapshot`` and ``StreamingOrderbookLevel`` are compiled types
      (``dataclasses.fields``/``asdict``/``astuple``/``replace``/``is_dataclass`` work; an
      ``OrderbookSnapshot`` only equals another one, as between dataclasses). Neither has a

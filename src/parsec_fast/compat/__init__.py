@@ -81,9 +81,9 @@ Deliberate differences from ``parsec_api.streaming`` 0.17.0, each with its reaso
    * ``OrderbookSnapshot`` and ``StreamingOrderbookLevel`` are compiled types
      (``dataclasses.fields``/``asdict``/``astuple``/``replace``/``is_dataclass`` work; an
      ``OrderbookSnapshot`` only equals another one, as between dataclasses). Neither has a
-     ``__dict__`` (``vars(x)`` raises, no extra attributes). A level's fields are C doubles:
-     an int is stored as a float and a non-number raises TypeError (the SDK stored anything,
-     and kept a delta's JSON int as an int). Error messages name them
+     ``__dict__`` (``vars(x)`` raises, no extra attributes). A level's fields hold what they
+     are given, as the SDK's; the engine's levels are floats (the SDK kept a delta's JSON int
+     as an int). Error messages name them
      ``parsec_fast._levels.StreamingOrderbookLevel`` and so on.
 7. The reconnect path has an auth timeout too; missing heartbeats are detected (dead
    connection, then reconnect). A failed reconnect attempt is reported as

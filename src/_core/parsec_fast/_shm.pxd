@@ -50,6 +50,7 @@ cdef extern from "_shm_c.h" nogil:
         int64_t created_ns
         int64_t heartbeat_timeout_ns
         uint32_t wake_protocol
+        uint32_t copy_size
         uint64_t dir_lock
         uint64_t books_version
         uint32_t n_books
@@ -65,6 +66,8 @@ cdef extern from "_shm_c.h" nogil:
 
     ctypedef struct pfshm_slot:
         uint64_t lock
+
+    ctypedef struct pfshm_copy:
         uint32_t gen
         uint32_t flags
         uint8_t book_state
@@ -135,23 +138,26 @@ cdef extern from "_shm_c.h" nogil:
         char key[64]
 
     void pfshm_store_levels(pfshm_level* dst, const pfshm_level* src, size_t n)
-    pfshm_level* pfshm_bids(pfshm_slot* s)
-    pfshm_level* pfshm_asks(pfshm_slot* s, uint32_t max_levels)
+    pfshm_copy* pfshm_copy_at(const pfshm_slot* s, size_t copy_size, uint64_t c)
+    pfshm_level* pfshm_bids(pfshm_copy* c)
+    pfshm_level* pfshm_asks(pfshm_copy* c, uint32_t max_levels)
     int64_t pfshm_now_ns()
     void pfshm_relax()
-    void pfshm_write_begin(pfshm_slot* s)
+    pfshm_copy* pfshm_write_begin(pfshm_slot* s, size_t copy_size)
+    pfshm_copy* pfshm_write_latest(const pfshm_slot* s, size_t copy_size)
     void pfshm_write_end(pfshm_slot* s)
     void pfshm_dir_begin(pfshm_header* h)
     void pfshm_dir_end(pfshm_header* h)
-    uint64_t pfshm_read_begin(const uint64_t* lock)
-    int pfshm_read_retry(const uint64_t* lock, uint64_t v)
-    int pfshm_read_top(const pfshm_slot* s, uint32_t gen, pfshm_top* out)
-    int pfshm_read_state(const pfshm_slot* s, uint32_t gen, pfshm_state* out)
-    int pfshm_read_levels(const pfshm_slot* s, uint32_t gen, uint32_t max_levels,
+    uint64_t pfshm_dir_read_begin(const pfshm_header* h)
+    int pfshm_dir_read_retry(const pfshm_header* h, uint64_t v)
+    int pfshm_read_top(const pfshm_slot* s, size_t copy_size, uint32_t gen, pfshm_top* out)
+    int pfshm_read_state(const pfshm_slot* s, size_t copy_size, uint32_t gen, pfshm_state* out)
+    int pfshm_read_levels(const pfshm_slot* s, size_t copy_size, uint32_t gen,
+                          uint32_t max_levels,
                           pfshm_level* bids, size_t cap_b, size_t* n_b,
                           pfshm_level* asks, size_t cap_a, size_t* n_a,
                           pfshm_top* top, uint32_t* total_b, uint32_t* total_a)
-    int pfshm_read_ident(const pfshm_slot* s, pfshm_ident* out)
+    int pfshm_read_ident(const pfshm_slot* s, size_t copy_size, pfshm_ident* out)
     uint64_t pfshm_hash(const char* pid, size_t pid_len, const char* key, size_t key_len)
     int pfshm_publish_changes(pfshm_header* h, pfshm_reader_page* r, uint32_t protocol)
     int pfshm_membarrier_register()
@@ -170,8 +176,8 @@ cdef extern from "_shm_c.h" nogil:
 
 
 ctypedef struct SlotTexts:
-    # The text objects last copied into a slot (owned references): a text is re-encoded only
-    # when its object changes, so a publish compares four pointers.
+    # The text objects last copied into one copy of a slot (owned references): a text is
+    # re-encoded only when its object changes, so a publish compares four pointers.
     PyObject* reason
     PyObject* error
     PyObject* book_text
@@ -189,9 +195,11 @@ cdef class Publisher(BookSink):
     cdef uint32_t _max_levels
     cdef uint32_t _dir_mask
     cdef size_t _slot_size
+    cdef size_t _copy_size
     cdef uint32_t* _free             # stack of free slot indexes
     cdef uint32_t _n_free
-    cdef SlotTexts* _texts
+    cdef uint32_t* _gens             # each slot's current generation
+    cdef SlotTexts* _texts           # two per slot, one per copy
     cdef list _owners                # slot -> Subscription or None
     cdef list _unplaced              # subscriptions waiting for a free slot
     cdef int64_t _heartbeat
@@ -210,7 +218,8 @@ cdef class Publisher(BookSink):
     cdef readonly int64_t n_refused
     cdef object __weakref__
 
-    cdef void _write_fields(self, pfshm_slot* slot, Subscription sub, Py_ssize_t i) noexcept
+    cdef void _write_fields(self, pfshm_slot* slot, pfshm_copy* c, Subscription sub,
+                            Py_ssize_t i, int ci) noexcept
     cdef int _place(self, Subscription sub, uint32_t i) except -1
     cdef void _dir_rebuild(self) noexcept
     cdef void _wake(self) noexcept
@@ -231,6 +240,7 @@ cdef class SharedRegion:
     cdef uint32_t _max_levels
     cdef uint32_t _dir_mask
     cdef size_t _slot_size
+    cdef size_t _copy_size
     cdef int64_t _bound_ns
     cdef int64_t _pid
     cdef bint _check_pid
@@ -251,6 +261,7 @@ cdef class SharedRegion:
 cdef class SharedBook:
     cdef SharedRegion _region
     cdef pfshm_slot* _slot
+    cdef size_t _cs                  # the region's copy size
     cdef uint32_t _gen
     cdef pfshm_level* _buf           # 2 x max_levels scratch levels for consistent copies
     cdef readonly str parsec_id

@@ -7,7 +7,7 @@ object per update. Readers (:class:`SharedRegion`, :class:`SharedBook`) map the 
 books with the ``Book`` read API and the ``Subscription`` trust signals. ``parsec_fast.shared`` is
 the public front (``publish`` / ``attach``).
 
-Region (``/dev/shm/NAME``, fixed size, layout version 1, every offset in ``_shm_c.h``):
+Region (``/dev/shm/NAME``, fixed size, layout version 2, every offset in ``_shm_c.h``):
 
 * a header page (written by the publisher only): magic, version, every layout size (checked on
   attach, a clear error on any difference), writer pid and pid namespace, the advertised
@@ -17,26 +17,34 @@ Region (``/dev/shm/NAME``, fixed size, layout version 1, every offset in ``_shm_
   readers, while everything else is mapped read-only, so a reader cannot corrupt a book;
 * a directory: an open-addressing hash index ``(parsec_id, folded outcome) -> slot``, rebuilt under
   its own seqlock when a book comes or goes (control messages are limited to 3/s: rare);
-* ``max_books`` slots of ``832 + 32 * max_levels`` bytes (rounded to 64): a 13-line header (line 0:
-  seqlock, generation, flags, states, level counts, seq and the top of both sides, so a
-  top-of-book read touches one cache line; line 1: timestamps, the book's real level counts;
-  identity; texts) and the best ``max_levels`` levels of each side as ``_book.pxd`` ``Level``s.
+* ``max_books`` slots: a lock line and **two copies** of the book, each ``832 + 32 * max_levels``
+  bytes (rounded to 64): a 13-line header (line 0: generation, flags, states, level counts, seq
+  and the top of both sides, so a top-of-book read touches the lock line and one more; line 1:
+  timestamps, the book's real level counts; identity; texts) and the best ``max_levels`` levels
+  of each side as ``_book.pxd`` ``Level``s. 1024 books x 100 levels: 7.5 MB, touched only as
+  books are placed.
 
 Levels past a slot's depth are not published: a reader gets the top ``max_levels`` per side and
 says so (``SharedBook.truncated``, ``book_level_count``). Books that do not fit (``max_books``
 reached, an identity longer than 128 / 64 UTF-8 bytes) are counted (``n_unpublished``) and a
 reader's lookup error names that count; a freed slot goes to the first waiting book.
 
-Consistency (the full argument is in ``_shm_c.h``): a per-slot seqlock, C11 orderings through
-GCC ``__atomic`` builtins. The writer makes the counter odd, issues a release fence, stores, and
-makes it even with a release store; a reader loads it with acquire, copies, issues an acquire
-fence and re-reads it, retrying on an odd or changed value. On x86-64 the fences cost nothing
-(TSO); on aarch64 they are ``dmb`` barriers and ``stlr``/``ldar``, so the same source is correct on
-both wheels. The writer never waits; a reader retries at most 512 times with a pause, then 64
-times with ``sched_yield`` (the writer may be preempted on the reader's core), then reports
-``BookBusyError`` rather than spinning forever. Slots carry a generation, bumped whenever the slot
-changes owner: a :class:`SharedBook` whose book was removed (and whose slot may hold another
-book by now) raises ``BookGoneError`` on a data read and reports not trustworthy.
+Consistency (the full argument is in ``_shm_c.h``): a seqlock over the slot's two copies, C11
+orderings through GCC ``__atomic`` builtins. Write k goes to copy k & 1 between lock = 2k + 1
+and lock = 2k + 2 (release stores, a release fence after the first); a reader loads the lock
+(acquire), copies from the copy of the last complete write, issues an acquire fence and re-reads
+the lock, retrying only if the writer has begun rewriting that very copy. On x86-64 the fences
+cost nothing (TSO); on aarch64 they are ``dmb`` barriers and ``stlr``/``ldar``, so the same source
+is correct on both wheels. Why two copies: with one, a reader must wait while the writer is
+inside the slot, and on a loaded host the writer is regularly preempted there for whole
+scheduler slices (measured: readers gave up with "busy" every few seconds at 20 k deltas/s; a
+SIGSTOPped publisher left its slot unreadable); with two, a reader always has a complete copy
+(one version old while a write is in progress) and never waits for the writer. The writer never
+waits for readers. Only a writer that laps a reader (two writes during one read) makes it
+retry: at most 512 times with a pause, then 64 times with ``sched_yield``, then
+``BookBusyError`` rather than spinning forever. Slots carry a generation, bumped whenever the
+slot changes owner: a :class:`SharedBook` whose book was removed (and whose slot may hold
+another book by now) raises ``BookGoneError`` on a data read and reports not trustworthy.
 
 Liveness: the heartbeat is the newest frame-read time of each publishing flush (the listener
 already read the clock: no extra clock read on the apply path) and the maintenance tick's time
@@ -49,13 +57,18 @@ stopped or hung one within the bound.
 
 Waiting without spinning a core (:meth:`SharedRegion.wait`): FUTEX_WAIT on the shared change
 counter (no FUTEX_PRIVATE_FLAG: it crosses processes). A FUTEX_WAKE costs the waker about 8 µs on
-this VM (13 µs with 8 sleepers) against ~1.2 µs to apply and publish a delta, so the writer must
-not wake readers at 20 k deltas/s. Hence two sleeps: while changes keep coming (one seen within
-``linger``, default 10 ms) a reader sleeps ``poll`` (100 µs) at a time and announces nothing, so
-the writer never calls the kernel; after ``linger`` without a change it sets the waiter flag and
+this VM (13 µs with 8 sleepers; the bench's ``wake`` segment: ~11 µs per delta) against ~0.6 µs
+to apply and publish a delta, so the writer must not wake readers at 20 k deltas/s. Hence two
+sleeps: while changes keep coming (one seen within ``linger``, default 10 ms) a reader sleeps
+``poll`` (100 µs, plus the kernel's 50 µs timer slack) at a time and announces nothing, so the
+writer never calls the kernel; after ``linger`` without a change it sets the waiter flag and
 sleeps until woken (the writer wakes it at the next change: one syscall per quiet-to-busy turn,
 not per update) or 100 ms pass (it re-checks liveness). ``spin`` spins first, for a reader that
-owns a core. Measured figures are in ``bench/RESULTS.md`` (``bench/bench_shm.py``).
+owns a core. The writer's side of that handshake needs no fence per flush: readers entering the
+long sleep issue ``membarrier(2)`` instead (``_shm_c.h``; a locked instruction per flush was
+measured to cost the writer 50-350 ns per delta once readers share the counter's cache line).
+The writer also stores only the level groups that changed, so the lines readers cache stay
+valid. Measured figures are in ``bench/RESULTS.md`` (``bench/bench_shm.py``).
 
 Limits: Linux (``/dev/shm``, futex, ``CLOCK_MONOTONIC`` shared by the host's processes); one
 publisher per region; the owner unlinks the file at close, readers never do (a kill -9'd owner
@@ -91,7 +104,8 @@ cdef extern from "Python.h":
     bint PyUnicode_Check(object o)
 
 cdef extern from "_shm_c.h":
-    size_t SLOT_HEADER_SIZE "sizeof(pfshm_slot)"
+    size_t SLOT_HEADER_SIZE "sizeof(pfshm_copy)"   # one copy's fixed part
+    size_t SLOT_LOCK_SIZE "sizeof(pfshm_slot)"
     size_t HEADER_SIZE "sizeof(pfshm_header)"
     size_t READER_PAGE_SIZE "sizeof(pfshm_reader_page)"
 
@@ -223,8 +237,10 @@ cdef str header_problem(const pfshm_header* h, size_t file_size):
         return f"unknown wake protocol {h.wake_protocol}"
     if h.max_books < 1 or h.max_levels < 1 or h.max_levels > 65535:
         return f"max_books={h.max_books}, max_levels={h.max_levels} out of range"
-    if h.slot_size < SLOT_HEADER_SIZE + 2 * sizeof(pfshm_level) * h.max_levels:
-        return f"slot_size {h.slot_size} too small for max_levels={h.max_levels}"
+    if h.copy_size < SLOT_HEADER_SIZE + 2 * sizeof(pfshm_level) * h.max_levels:
+        return f"copy_size {h.copy_size} too small for max_levels={h.max_levels}"
+    if h.slot_size != SLOT_LOCK_SIZE + 2 * h.copy_size:
+        return f"slot_size {h.slot_size} is not a lock line and two copies of {h.copy_size}"
     if h.dir_entries < h.max_books or (h.dir_entries & (h.dir_entries - 1)) != 0:
         return f"dir_entries {h.dir_entries} is not a power of two >= max_books"
     end = h.slots_offset + <uint64_t>h.max_books * h.slot_size
@@ -250,15 +266,17 @@ cdef class Publisher(BookSink):
     heartbeat older than its own bound) is replaced; a live one raises ``FileExistsError``, and so
     does a file that is not a region of this layout version unless ``replace``.
 
-    Cost: each published book is one seqlock write of its slot (two ``memcpy`` of its levels, up
-    to ``max_levels`` each; ~0.1-0.3 µs for 50-level books), each publishing flush one atomic
-    increment and one load of the waiter flag; a FUTEX_WAKE only when a reader announced a long
-    sleep (see the module docstring). Memory: ``max_books x (832 + 32 x max_levels)`` bytes plus
-    three pages (1024 x 100: 4.1 MB), touched only as books are placed."""
+    Cost: each published book is one write of one copy of its slot, comparing its levels with
+    that copy's and storing only the 64-byte groups that changed (~870 instructions for a
+    50-level book, about +30-40 ns of wall clock per delta; bench/RESULTS.md); each publishing
+    flush a release store of the counter and a plain load of the waiter flag (no fence: see
+    ``wake_protocol``); a FUTEX_WAKE only when a reader announced a long sleep. Memory:
+    ``max_books x (64 + 2 x (832 + 32 x max_levels))`` bytes plus three pages (1024 x 100:
+    7.5 MB), touched only as books are placed."""
 
     def __init__(self, name, *, int max_books=1024, int max_levels=100,
                  double heartbeat_timeout=1.0, int mode=0o600, bint replace=False):
-        cdef size_t page, slot_size, dir_entries, reader_offset, dir_offset, slots_offset, size
+        cdef size_t page, slot_size, copy_size, dir_entries, reader_offset, dir_offset, slots_offset, size
         cdef void* base
         cdef pfshm_header* h
         cdef uint32_t i
@@ -271,7 +289,8 @@ cdef class Publisher(BookSink):
             raise ValueError(f"heartbeat_timeout: must be > 0 s, got {heartbeat_timeout}")
         self.path = SHM_DIR + self.name
         page = max(4096, os.sysconf("SC_PAGE_SIZE"))
-        slot_size = round_up(SLOT_HEADER_SIZE + 2 * sizeof(pfshm_level) * <size_t>max_levels, 64)
+        copy_size = round_up(SLOT_HEADER_SIZE + 2 * sizeof(pfshm_level) * <size_t>max_levels, 64)
+        slot_size = SLOT_LOCK_SIZE + 2 * copy_size
         dir_entries = 8
         while dir_entries < 2 * <size_t>max_books:
             dir_entries *= 2
@@ -297,14 +316,16 @@ cdef class Publisher(BookSink):
             self._max_books = max_books
             self._max_levels = max_levels
             self._slot_size = slot_size
+            self._copy_size = copy_size
             self._dir_mask = <uint32_t>(dir_entries - 1)
             self._hdr = h = <pfshm_header*>self._base
             self._rpage = <pfshm_reader_page*>(self._base + reader_offset)
             self._dir = <uint32_t*>(self._base + dir_offset)
             self._slots = self._base + slots_offset
             self._free = <uint32_t*>malloc(max_books * sizeof(uint32_t))
-            self._texts = <SlotTexts*>calloc(max_books, sizeof(SlotTexts))
-            if self._free == NULL or self._texts == NULL:
+            self._texts = <SlotTexts*>calloc(2 * max_books, sizeof(SlotTexts))
+            self._gens = <uint32_t*>calloc(max_books, sizeof(uint32_t))
+            if self._free == NULL or self._texts == NULL or self._gens == NULL:
                 raise MemoryError()
             for i in range(<uint32_t>max_books):
                 self._free[i] = <uint32_t>max_books - 1 - i   # slot 0 is handed out first
@@ -318,6 +339,7 @@ cdef class Publisher(BookSink):
             h.slot_header_size = SLOT_HEADER_SIZE
             h.level_size = sizeof(pfshm_level)
             h.slot_size = <uint32_t>slot_size
+            h.copy_size = <uint32_t>copy_size
             h.max_books = max_books
             h.max_levels = max_levels
             h.dir_entries = <uint32_t>dir_entries
@@ -378,7 +400,7 @@ cdef class Publisher(BookSink):
     cdef void _release(self) noexcept:
         cdef uint32_t i
         if self._texts != NULL:
-            for i in range(self._max_books):
+            for i in range(2 * self._max_books):
                 Py_XDECREF(self._texts[i].reason)
                 Py_XDECREF(self._texts[i].error)
                 Py_XDECREF(self._texts[i].book_text)
@@ -387,6 +409,8 @@ cdef class Publisher(BookSink):
             self._texts = NULL
         free(self._free)
         self._free = NULL
+        free(self._gens)
+        self._gens = NULL
         if self._base != NULL:
             munmap(self._base, self._size)
             self._base = NULL
@@ -426,20 +450,22 @@ cdef class Publisher(BookSink):
         cdef bytes outcome = sub.outcome.encode("utf-8")
         cdef uint64_t h
         cdef uint32_t j
-        pfshm_write_begin(slot)
-        slot.gen += 1
-        slot.publishes = 0
-        slot.pid_len = <uint16_t>PyBytes_GET_SIZE(sub._pid_utf8)
-        memcpy(slot.pid, PyBytes_AS_STRING(sub._pid_utf8), slot.pid_len)
-        slot.outcome_len = <uint16_t>PyBytes_GET_SIZE(outcome)
-        memcpy(slot.outcome, PyBytes_AS_STRING(outcome), slot.outcome_len)
-        slot.key_len = <uint16_t>PyBytes_GET_SIZE(sub._outcome_key)
-        memcpy(slot.key, PyBytes_AS_STRING(sub._outcome_key), slot.key_len)
-        self._write_fields(slot, sub, i)
+        cdef int ci = (slot.lock >> 1) & 1
+        cdef pfshm_copy* c
+        self._gens[i] += 1
+        c = pfshm_write_begin(slot, self._copy_size)
+        c.gen = self._gens[i]
+        c.pid_len = <uint16_t>PyBytes_GET_SIZE(sub._pid_utf8)
+        memcpy(c.pid, PyBytes_AS_STRING(sub._pid_utf8), c.pid_len)
+        c.outcome_len = <uint16_t>PyBytes_GET_SIZE(outcome)
+        memcpy(c.outcome, PyBytes_AS_STRING(outcome), c.outcome_len)
+        c.key_len = <uint16_t>PyBytes_GET_SIZE(sub._outcome_key)
+        memcpy(c.key, PyBytes_AS_STRING(sub._outcome_key), c.key_len)
+        self._write_fields(slot, c, sub, i, ci)
         pfshm_write_end(slot)
         self._owners[i] = sub
         sub.sink_slot = i
-        h = pfshm_hash(slot.pid, slot.pid_len, slot.key, slot.key_len)
+        h = pfshm_hash(c.pid, c.pid_len, c.key, c.key_len)
         pfshm_dir_begin(self._hdr)
         j = <uint32_t>(h & self._dir_mask)
         while self._dir[j] != 0:
@@ -454,7 +480,9 @@ cdef class Publisher(BookSink):
     cdef int sink_removed(self, Subscription sub) except -1:
         cdef Py_ssize_t i = sub.sink_slot
         cdef pfshm_slot* slot
+        cdef pfshm_copy* c
         cdef SlotTexts* t
+        cdef int k
         if self._closed:
             return 0
         if i < 0:
@@ -463,18 +491,20 @@ cdef class Publisher(BookSink):
                 self._hdr.n_unpublished = <uint32_t>(len(self._unplaced) + self.n_refused)
             return 0
         slot = slot_at(self._slots, self._slot_size, i)
-        pfshm_write_begin(slot)
-        slot.gen += 1        # a reader holding the old generation now reads "gone"
-        slot.flags = 0
-        slot.n_bids = 0
-        slot.n_asks = 0
+        self._gens[i] += 1   # a reader holding the old generation now reads "gone"
+        c = pfshm_write_begin(slot, self._copy_size)
+        c.gen = self._gens[i]
+        c.flags = 0
+        c.n_bids = 0
+        c.n_asks = 0
         pfshm_write_end(slot)
-        t = &self._texts[i]
-        Py_XDECREF(t.reason)
-        Py_XDECREF(t.error)
-        Py_XDECREF(t.book_text)
-        Py_XDECREF(t.feed_text)
-        memset(t, 0, sizeof(SlotTexts))
+        for k in range(2):
+            t = &self._texts[2 * i + k]
+            Py_XDECREF(t.reason)
+            Py_XDECREF(t.error)
+            Py_XDECREF(t.book_text)
+            Py_XDECREF(t.feed_text)
+            memset(t, 0, sizeof(SlotTexts))
         self._owners[i] = None
         sub.sink_slot = -1
         pfshm_dir_begin(self._hdr)
@@ -495,48 +525,64 @@ cdef class Publisher(BookSink):
     cdef void _dir_rebuild(self) noexcept:
         """Re-insert every placed book (inside the directory seqlock; removals are rare)."""
         cdef uint32_t i, j
-        cdef pfshm_slot* slot
+        cdef pfshm_copy* c
         memset(self._dir, 0, (<size_t>self._dir_mask + 1) * 4)
         for i in range(self._max_books):
-            slot = slot_at(self._slots, self._slot_size, i)
-            if slot.flags & PFSHM_OCCUPIED:
-                j = <uint32_t>(pfshm_hash(slot.pid, slot.pid_len, slot.key, slot.key_len)
-                               & self._dir_mask)
-                while self._dir[j] != 0:
-                    j = (j + 1) & self._dir_mask
-                self._dir[j] = i + 1
+            if self._owners[i] is None:
+                continue
+            c = pfshm_write_latest(slot_at(self._slots, self._slot_size, i), self._copy_size)
+            j = <uint32_t>(pfshm_hash(c.pid, c.pid_len, c.key, c.key_len) & self._dir_mask)
+            while self._dir[j] != 0:
+                j = (j + 1) & self._dir_mask
+            self._dir[j] = i + 1
 
     cdef void sink_publish(self, Subscription sub) noexcept:
         cdef Py_ssize_t i = sub.sink_slot
         cdef pfshm_slot* slot
+        cdef pfshm_copy* c
+        cdef int ci
         if i < 0 or self._closed:
             return
         slot = slot_at(self._slots, self._slot_size, i)
-        pfshm_write_begin(slot)
-        self._write_fields(slot, sub, i)
+        ci = (slot.lock >> 1) & 1
+        c = pfshm_write_begin(slot, self._copy_size)
+        self._write_fields(slot, c, sub, i, ci)
         pfshm_write_end(slot)
         self._uncommitted = True
 
-    cdef void _write_fields(self, pfshm_slot* slot, Subscription sub, Py_ssize_t i) noexcept:
-        """Everything but the identity, from the Subscription's and its Book's C fields (call
-        inside the slot's write section)."""
+    cdef void _write_fields(self, pfshm_slot* slot, pfshm_copy* c, Subscription sub,
+                            Py_ssize_t i, int ci) noexcept:
+        """The book into copy ``c`` (index ``ci``) of its slot, inside the slot's write: from
+        the Subscription's and its Book's C fields; the identity only when this copy still
+        holds an older owner's (it was written two writes ago)."""
         cdef Book book = sub.book
         cdef uint32_t flags = PFSHM_OCCUPIED
-        cdef pfshm_level* bids = pfshm_bids(slot)
-        cdef pfshm_level* asks = pfshm_asks(slot, self._max_levels)
+        cdef pfshm_level* bids = pfshm_bids(c)
+        cdef pfshm_level* asks = pfshm_asks(c, self._max_levels)
+        cdef pfshm_copy* other
         cdef Py_ssize_t nb, na
         cdef const Level* src
-        cdef SlotTexts* t = &self._texts[i]
+        cdef SlotTexts* t = &self._texts[2 * i + ci]
+        other = pfshm_copy_at(slot, self._copy_size, ci ^ 1)      # the last complete write
+        if c.gen != self._gens[i]:                                 # identity, from _place's
+            c.gen = self._gens[i]
+            c.pid_len = other.pid_len
+            c.outcome_len = other.outcome_len
+            c.key_len = other.key_len
+            memcpy(c.pid, other.pid, PFSHM_PID_MAX)
+            memcpy(c.outcome, other.outcome, PFSHM_OUTCOME_MAX)
+            memcpy(c.key, other.key, PFSHM_OUTCOME_MAX)
+        c.publishes = (other.publishes if other.gen == self._gens[i] else 0) + 1
         if book._valid:
             flags |= PFSHM_VALID
         if book._has_baseline:
             flags |= PFSHM_HAS_BASELINE
         if sub._locally_stale:
             flags |= PFSHM_LOCALLY_STALE
-        slot.flags = flags
-        slot.book_state = <unsigned char>sub._book_state
-        slot.feed_state = <unsigned char>sub._feed_state
-        slot.seq = book._seq
+        c.flags = flags
+        c.book_state = <unsigned char>sub._book_state
+        c.feed_state = <unsigned char>sub._feed_state
+        c.seq = book._seq
         # only the levels that changed are stored (pfshm_store_levels: the lines readers hold
         # stay valid in their caches); levels past max_levels are not published
         src = side_view(book, SIDE_BID, &nb)
@@ -547,31 +593,30 @@ cdef class Publisher(BookSink):
         if na > self._max_levels:
             na = self._max_levels
         pfshm_store_levels(asks, <const pfshm_level*>src, na)
-        slot.n_bids = <uint16_t>nb
-        slot.n_asks = <uint16_t>na
-        slot.total_bids = <uint32_t>book.side_count(SIDE_BID)
-        slot.total_asks = <uint32_t>book.side_count(SIDE_ASK)
+        c.n_bids = <uint16_t>nb
+        c.n_asks = <uint16_t>na
+        c.total_bids = <uint32_t>book.side_count(SIDE_BID)
+        c.total_asks = <uint32_t>book.side_count(SIDE_ASK)
         if nb:
-            slot.top_bid = bids[0]   # bids[] is complete now: read back from our own slot
+            c.top_bid = bids[0]   # bids[] is complete now: read back from our own slot
         else:
-            slot.top_bid.key = 0
-            slot.top_bid.size = 0.0
+            c.top_bid.key = 0
+            c.top_bid.size = 0.0
         if na:
-            slot.top_ask = asks[0]
+            c.top_ask = asks[0]
         else:
-            slot.top_ask.key = 0
-            slot.top_ask.size = 0.0
-        slot.exchange_ts_ms = sub._exchange_ts_ms
-        slot.ingest_ts_ms = sub._ingest_ts_ms
-        slot.last_frame_ns = sub.last_frame_ns
-        slot.stale_after_ms = sub._stale_after_ms
-        slot.publishes += 1
-        put_text(&t.reason, None if book._valid else sub._invalid_reason, slot.reason,
-                 &slot.reason_len, PFSHM_TEXT_MAX)
-        put_text(&t.error, sub.last_error, slot.error, &slot.error_len, PFSHM_ERROR_MAX)
-        put_text(&t.book_text, sub._book_state_text, slot.book_text, &slot.book_text_len,
+            c.top_ask.key = 0
+            c.top_ask.size = 0.0
+        c.exchange_ts_ms = sub._exchange_ts_ms
+        c.ingest_ts_ms = sub._ingest_ts_ms
+        c.last_frame_ns = sub.last_frame_ns
+        c.stale_after_ms = sub._stale_after_ms
+        put_text(&t.reason, None if book._valid else sub._invalid_reason, c.reason,
+                 &c.reason_len, PFSHM_TEXT_MAX)
+        put_text(&t.error, sub.last_error, c.error, &c.error_len, PFSHM_ERROR_MAX)
+        put_text(&t.book_text, sub._book_state_text, c.book_text, &c.book_text_len,
                  PFSHM_TEXT_MAX)
-        put_text(&t.feed_text, sub._feed_state_text, slot.feed_text, &slot.feed_text_len,
+        put_text(&t.feed_text, sub._feed_state_text, c.feed_text, &c.feed_text_len,
                  PFSHM_TEXT_MAX)
         self.n_publishes += 1
 
@@ -615,22 +660,25 @@ cdef class Publisher(BookSink):
 
     cdef int _shutdown(self, str reason) except -1:
         cdef uint32_t i
+        cdef int ci
         cdef pfshm_slot* slot
+        cdef pfshm_copy* c
         cdef bytes text
         cdef Py_ssize_t n
         if self._closed:
             return 0
         self._closed = True
         for i in range(self._max_books):
-            slot = slot_at(self._slots, self._slot_size, i)
-            if slot.flags & PFSHM_OCCUPIED:
-                pfshm_write_begin(slot)
-                slot.flags &= ~PFSHM_VALID
-                memcpy(slot.reason, b"publisher_closed", 16)
-                slot.reason_len = 16
-                pfshm_write_end(slot)
             sub = self._owners[i]
-            if sub is not None:
+            if sub is not None:   # its last state, invalid, reason publisher_closed
+                slot = slot_at(self._slots, self._slot_size, i)
+                ci = (slot.lock >> 1) & 1
+                c = pfshm_write_begin(slot, self._copy_size)
+                self._write_fields(slot, c, <Subscription>sub, i, ci)
+                c.flags &= ~PFSHM_VALID
+                memcpy(c.reason, b"publisher_closed", 16)
+                c.reason_len = 16
+                pfshm_write_end(slot)
                 (<Subscription>sub).sink_slot = -1
         text = reason.encode("utf-8")[:PFSHM_TEXT_MAX]
         n = len(text)
@@ -785,6 +833,7 @@ cdef class SharedRegion:
         self._max_books = h.max_books
         self._max_levels = h.max_levels
         self._slot_size = h.slot_size
+        self._copy_size = h.copy_size
         self._dir_mask = h.dir_entries - 1
         self._bound_ns = (h.heartbeat_timeout_ns if heartbeat_timeout is None
                           else <int64_t>(float(heartbeat_timeout) * 1e9))
@@ -914,19 +963,27 @@ cdef class SharedRegion:
         cdef uint32_t j, e, probes
         cdef Py_ssize_t found
         cdef pfshm_ident ident
-        cdef int attempt = 0
+        cdef int attempt = 0, rc
+        cdef bint busy
         self._check_open()
         while True:
-            d = pfshm_read_begin(&self._hdr.dir_lock)
+            d = pfshm_dir_read_begin(self._hdr)
             found = -1
+            busy = False
             if not (d & 1):
                 j = <uint32_t>(h & self._dir_mask)
                 for probes in range(self._dir_mask + 1):
                     e = pfshm_load_u32(&self._dir[j])
                     if e == 0:
                         break
-                    if e <= self._max_books and pfshm_read_ident(
-                            slot_at(self._slots, self._slot_size, e - 1), &ident) == PFSHM_OK:
+                    rc = PFSHM_GONE
+                    if e <= self._max_books:
+                        rc = pfshm_read_ident(slot_at(self._slots, self._slot_size, e - 1),
+                                              self._copy_size, &ident)
+                    if rc == PFSHM_BUSY:
+                        busy = True   # not "absent": that slot could not be read
+                        break
+                    if rc == PFSHM_OK:
                         if ((ident.flags & PFSHM_OCCUPIED) and ident.pid_len == PyBytes_GET_SIZE(pid)
                                 and ident.key_len == PyBytes_GET_SIZE(key)
                                 and memcmp(ident.pid, PyBytes_AS_STRING(pid), ident.pid_len) == 0
@@ -935,11 +992,12 @@ cdef class SharedRegion:
                             gen[0] = ident.gen
                             break
                     j = (j + 1) & self._dir_mask
-                if not pfshm_read_retry(&self._hdr.dir_lock, d):
+                if not busy and not pfshm_dir_read_retry(self._hdr, d):
                     return found
             attempt += 1
-            if attempt > 10000:
-                raise BookBusyError(f"shared region {self.name!r}: the directory stayed busy")
+            if attempt > 200:
+                raise BookBusyError(f"shared region {self.name!r}: the directory (or a slot it "
+                                    f"points to) stayed busy through every retry")
             pfshm_relax()
 
     def get(self, str parsec_id not None, str outcome not None = "Yes"):
@@ -966,12 +1024,19 @@ cdef class SharedRegion:
     def books(self):
         """Every published book, in slot order."""
         cdef uint32_t i
+        cdef int rc, tries
         cdef pfshm_ident ident
         cdef list out = []
         self._check_open()
         for i in range(self._max_books):
-            if (pfshm_read_ident(slot_at(self._slots, self._slot_size, i), &ident) == PFSHM_OK
-                    and ident.flags & PFSHM_OCCUPIED):
+            for tries in range(20):
+                rc = pfshm_read_ident(slot_at(self._slots, self._slot_size, i), self._copy_size,
+                                      &ident)
+                if rc != PFSHM_BUSY:
+                    break
+            else:
+                raise BookBusyError(f"slot {i} of {self.name!r} stayed busy through every retry")
+            if rc == PFSHM_OK and ident.flags & PFSHM_OCCUPIED:
                 out.append(_make_book(self, i, ident.gen))
         return out
 
@@ -1076,9 +1141,10 @@ cdef SharedBook _make_book(SharedRegion region, Py_ssize_t i, uint32_t gen):
     cdef pfshm_slot* slot = slot_at(region._slots, region._slot_size, i)
     sb._region = region
     sb._slot = slot
+    sb._cs = region._copy_size
     sb._gen = gen
     sb.index = i
-    if pfshm_read_ident(slot, &ident) != PFSHM_OK:
+    if pfshm_read_ident(slot, region._copy_size, &ident) != PFSHM_OK:
         raise BookBusyError(f"slot {i} of {region.name!r} stayed busy")
     if ident.gen != gen or not (ident.flags & PFSHM_OCCUPIED):
         raise BookGoneError(f"slot {i} of {region.name!r} changed owner while looked up")
@@ -1127,7 +1193,7 @@ cdef class SharedBook:
         cdef int rc
         if self._region._base == NULL:
             self._region._check_open()
-        rc = pfshm_read_top(self._slot, self._gen, t)
+        rc = pfshm_read_top(self._slot, self._cs, self._gen, t)
         if rc != PFSHM_OK:
             self._fail(rc)
         return 0
@@ -1136,7 +1202,7 @@ cdef class SharedBook:
         cdef int rc
         if self._region._base == NULL:
             self._region._check_open()
-        rc = pfshm_read_state(self._slot, self._gen, st)
+        rc = pfshm_read_state(self._slot, self._cs, self._gen, st)
         if rc != PFSHM_OK:
             self._fail(rc)
         return 0
@@ -1150,7 +1216,7 @@ cdef class SharedBook:
             self._region._check_open()
         if cap > self._region._max_levels:
             cap = self._region._max_levels
-        rc = pfshm_read_levels(self._slot, self._gen, self._region._max_levels,
+        rc = pfshm_read_levels(self._slot, self._cs, self._gen, self._region._max_levels,
                                self._buf, cap if s == SIDE_BID else 0, &nb,
                                self._buf, cap if s == SIDE_ASK else 0, &na, t, &tb, &ta)
         if rc != PFSHM_OK:
@@ -1371,7 +1437,7 @@ cdef class SharedBook:
         cdef pfshm_top t
         if self._region._base == NULL:
             return True
-        return pfshm_read_top(self._slot, self._gen, &t) == PFSHM_GONE
+        return pfshm_read_top(self._slot, self._cs, self._gen, &t) == PFSHM_GONE
 
     @property
     def trustworthy(self):
@@ -1380,7 +1446,7 @@ cdef class SharedBook:
         cdef pfshm_top t
         if self._region._base == NULL or not self._region._alive_c(pfshm_now_ns()):
             return False
-        if pfshm_read_top(self._slot, self._gen, &t) != PFSHM_OK:
+        if pfshm_read_top(self._slot, self._cs, self._gen, &t) != PFSHM_OK:
             return False
         return bool((t.flags & PFSHM_VALID) and not (t.flags & PFSHM_LOCALLY_STALE)
                     and t.book_state == _BOOK_FRESH and t.feed_state == _FEED_HEALTHY)
@@ -1395,7 +1461,7 @@ cdef class SharedBook:
         reason = self._region.gone_reason
         if reason is not None:
             return f"publisher gone: {reason}"
-        rc = pfshm_read_state(self._slot, self._gen, &st)
+        rc = pfshm_read_state(self._slot, self._cs, self._gen, &st)
         if rc == PFSHM_GONE:
             return "book removed from the shared region (unsubscribed)"
         if rc == PFSHM_BUSY:
@@ -1515,7 +1581,7 @@ cdef class SharedBook:
         cdef Py_ssize_t i
         if self._region._base == NULL:
             self._region._check_open()
-        rc = pfshm_read_levels(self._slot, self._gen, self._region._max_levels,
+        rc = pfshm_read_levels(self._slot, self._cs, self._gen, self._region._max_levels,
                                self._buf, cap, &nb, self._buf + cap, cap, &na, &t, &tb, &ta)
         if rc != PFSHM_OK:
             self._fail(rc)
@@ -1537,14 +1603,14 @@ cdef class SharedBook:
         cdef Py_ssize_t i
         t0 = pfshm_now_ns()
         for i in range(n):
-            if pfshm_read_top(self._slot, self._gen, &t) == PFSHM_OK:
+            if pfshm_read_top(self._slot, self._cs, self._gen, &t) == PFSHM_OK:
                 sink += t.top_bid.size + t.top_ask.size
         t1 = pfshm_now_ns()
         return [int(t1 - t0), float(sink)]
 
     def __repr__(self):
         cdef pfshm_top t
-        rc = pfshm_read_top(self._slot, self._gen, &t) if self._region._base != NULL else PFSHM_GONE
+        rc = pfshm_read_top(self._slot, self._cs, self._gen, &t) if self._region._base != NULL else PFSHM_GONE
         if rc != PFSHM_OK:
             return f"SharedBook({self.parsec_id!r}, {self.outcome!r}, {'gone' if rc == PFSHM_GONE else 'busy'})"
         return (f"SharedBook({self.parsec_id!r}, {self.outcome!r}, seq={t.seq}, "
@@ -1570,6 +1636,7 @@ def _hammer(Publisher pub not None, Subscription sub not None, Py_ssize_t n, Py_
     cdef Py_ssize_t i = sub.sink_slot, k, j
     cdef int g
     cdef pfshm_slot* slot
+    cdef pfshm_copy* c
     cdef pfshm_level* bids
     cdef pfshm_level* asks
     cdef int64_t t0, seq
@@ -1578,26 +1645,27 @@ def _hammer(Publisher pub not None, Subscription sub not None, Py_ssize_t n, Py_
     if not 1 <= levels <= pub._max_levels:
         raise ValueError(f"levels: must be in [1, {pub._max_levels}]")
     slot = slot_at(pub._slots, pub._slot_size, i)
-    bids = pfshm_bids(slot)
-    asks = pfshm_asks(slot, pub._max_levels)
     t0 = pfshm_now_ns()
     with nogil:
         for k in range(n):
             seq = seq0 + k
-            pfshm_write_begin(slot)
-            slot.seq = seq
-            slot.flags = PFSHM_OCCUPIED | PFSHM_VALID | PFSHM_HAS_BASELINE
+            c = pfshm_write_begin(slot, pub._copy_size)
+            bids = pfshm_bids(c)
+            asks = pfshm_asks(c, pub._max_levels)
+            c.gen = pub._gens[i]
+            c.seq = seq
+            c.flags = PFSHM_OCCUPIED | PFSHM_VALID | PFSHM_HAS_BASELINE
             for j in range(levels):
                 bids[j].key = -(500_000_000 - j * 1_000_000)
                 bids[j].size = <double>seq
                 asks[j].key = 510_000_000 + j * 1_000_000
                 asks[j].size = <double>seq
-            slot.n_bids = <uint16_t>levels
-            slot.n_asks = <uint16_t>levels
-            slot.total_bids = <uint32_t>levels
-            slot.total_asks = <uint32_t>levels
-            slot.top_bid = bids[0]
-            slot.top_ask = asks[0]
+            c.n_bids = <uint16_t>levels
+            c.n_asks = <uint16_t>levels
+            c.total_bids = <uint32_t>levels
+            c.total_asks = <uint32_t>levels
+            c.top_bid = bids[0]
+            c.top_ask = asks[0]
             pfshm_write_end(slot)
             if (k & 1023) == 0:
                 pfshm_bump_changes(pub._hdr)

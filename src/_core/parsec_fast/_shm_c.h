@@ -8,7 +8,9 @@
  *   0                      pfshm_header          written by the publisher only
  *   reader_offset          pfshm_reader_page     the one page readers write (the waiter flag)
  *   dir_offset             uint32 dir[dir_entries]  hash index: slot + 1, 0 = empty
- *   slots_offset           max_books x slot_size: pfshm_slot, then bids[max_levels], asks[max_levels]
+ *   slots_offset           max_books x slot_size: a pfshm_slot (the lock, one line), then two
+ *                          copies of the book (copy_size each): a pfshm_copy, then
+ *                          bids[max_levels], asks[max_levels]
  *
  * Both targets (x86-64, aarch64) are LP64 and little-endian, so the layout is the same; the
  * _Static_asserts below pin the offsets and the header records every size a reader checks.
@@ -31,7 +33,7 @@
 #endif
 
 #define PFSHM_MAGIC "PFBOOKS"          /* 8 bytes with the NUL */
-#define PFSHM_VERSION 1u
+#define PFSHM_VERSION 2u                /* 2: two copies per slot (1: one, under a plain seqlock) */
 #define PFSHM_BYTE_ORDER 0x01020304u
 
 #define PFSHM_PID_MAX 128              /* UTF-8 bytes of a parsec_id */
@@ -87,7 +89,8 @@ typedef struct {
     int64_t created_ns;                /* CLOCK_MONOTONIC */
     int64_t heartbeat_timeout_ns;      /* the bound the publisher advertises */
     uint32_t wake_protocol;            /* PFSHM_WAKE_* */
-    char _pad0[192 - 116];
+    uint32_t copy_size;                /* one copy of a book: pfshm_copy + its levels */
+    char _pad0[192 - 120];
     /* line 3: the directory's seqlock, written on add/remove only */
     uint64_t dir_lock;
     uint64_t books_version;            /* bumped on every add and remove */
@@ -112,8 +115,14 @@ typedef struct {
 } pfshm_reader_page;
 
 typedef struct {
+    /* Write k of the slot (k = 0, 1, 2, ...) goes to copy k & 1: lock = 2k + 1 while it is
+     * written, 2k + 2 once complete (see "the slot protocol" below). Its own line. */
+    uint64_t lock;
+    char _pad[56];
+} pfshm_slot;
+
+typedef struct {
     /* line 0: everything seq / is_valid / best_bid / best_ask / top() read */
-    uint64_t lock;                     /* seqlock: odd while the writer is inside the slot */
     uint32_t gen;                      /* bumped whenever the slot changes owner */
     uint32_t flags;                    /* PFSHM_* above */
     uint8_t book_state;                /* BOOK_STATE_* of _scan.pxd */
@@ -124,6 +133,7 @@ typedef struct {
     int64_t seq;
     pfshm_level top_bid;               /* bids[0] again, so a top-of-book read is one line */
     pfshm_level top_ask;
+    char _pad4[8];
     /* line 1: timestamps and counts */
     int64_t exchange_ts_ms;            /* INT64_MIN: none */
     int64_t ingest_ts_ms;
@@ -151,26 +161,30 @@ typedef struct {
     char feed_text[PFSHM_TEXT_MAX];
     char error[PFSHM_ERROR_MAX];
     char _pad3[832 - 792];
-} pfshm_slot;
+} pfshm_copy;
 
 _Static_assert(sizeof(pfshm_level) == 16, "level");
 _Static_assert(sizeof(pfshm_header) == 384, "header");
 _Static_assert(offsetof(pfshm_header, dir_lock) == 192, "header line 3");
 _Static_assert(offsetof(pfshm_header, changes) == 256, "header line 4");
 _Static_assert(sizeof(pfshm_reader_page) == 64, "reader page");
-_Static_assert(offsetof(pfshm_slot, exchange_ts_ms) == 64, "slot line 1");
-_Static_assert(offsetof(pfshm_slot, pid_len) == 128, "slot identity");
-_Static_assert(offsetof(pfshm_slot, reason) == 392, "slot texts");
-_Static_assert(sizeof(pfshm_slot) == 832, "slot header is 13 lines");
+_Static_assert(sizeof(pfshm_slot) == 64, "slot lock line");
+_Static_assert(offsetof(pfshm_copy, exchange_ts_ms) == 64, "copy line 1");
+_Static_assert(offsetof(pfshm_copy, pid_len) == 128, "copy identity");
+_Static_assert(offsetof(pfshm_copy, reason) == 392, "copy texts");
+_Static_assert(sizeof(pfshm_copy) == 832, "copy header is 13 lines");
 
 #define PFSHM_TEXT_SIZES ((uint32_t)PFSHM_PID_MAX | ((uint32_t)PFSHM_OUTCOME_MAX << 8) \
                           | ((uint32_t)PFSHM_TEXT_MAX << 16) | ((uint32_t)(PFSHM_ERROR_MAX / 16) << 24))
 
-static inline pfshm_level *pfshm_bids(pfshm_slot *s) {
-    return (pfshm_level *)((char *)s + sizeof(pfshm_slot));
+static inline pfshm_copy *pfshm_copy_at(const pfshm_slot *s, size_t copy_size, uint64_t c) {
+    return (pfshm_copy *)((char *)s + sizeof(pfshm_slot) + (size_t)c * copy_size);
 }
-static inline pfshm_level *pfshm_asks(pfshm_slot *s, uint32_t max_levels) {
-    return pfshm_bids(s) + max_levels;
+static inline pfshm_level *pfshm_bids(pfshm_copy *c) {
+    return (pfshm_level *)((char *)c + sizeof(pfshm_copy));
+}
+static inline pfshm_level *pfshm_asks(pfshm_copy *c, uint32_t max_levels) {
+    return pfshm_bids(c) + max_levels;
 }
 
 /* -- clocks and pauses ---------------------------------------------------------------------- */
@@ -191,31 +205,52 @@ static inline void pfshm_relax(void) {
 #endif
 }
 
-/* -- the slot seqlock -----------------------------------------------------------------------
+/* -- the slot protocol: a seqlock over two copies ----------------------------------------------
  *
- * One writer per region (the publisher's thread, under the GIL). Boehm's seqlock ("Can seqlocks
- * get along with programming language memory models?", 2012), with C11 orderings:
+ * One writer per region (the publisher's thread, under the GIL). Each slot holds two copies of
+ * its book; write k goes to copy k & 1, bracketed by the slot's lock:
  *
- *   writer:  lock = v + 1 (relaxed)             reader:  v = lock (acquire); retry if odd
- *            fence(release)                              copy the fields it needs
- *            store the fields                            fence(acquire)
- *            lock = v + 2 (release)                      retry unless lock (relaxed) == v
+ *   writer (write k):  lock = 2k + 1 (release), fence(release), store copy k & 1,
+ *                      lock = 2k + 2 (release)
+ *   reader:            v = lock (acquire); m = v / 2 (writes complete: m, the last one m - 1);
+ *                      copy the fields it needs from copy (m - 1) & 1; fence(acquire);
+ *                      valid unless lock (relaxed) >= 2m + 3, the start of write m + 1, the next
+ *                      one into that copy
  *
- * Why no torn copy passes: if any load of the copy read a value stored after the writer's
- * release fence, the reader's acquire fence synchronizes with that fence, so the odd store
- * before it happens-before the reader's second load of lock, which then sees v + 1 or later,
- * not v. If none did, the copy holds only values of the write that ended with the release store
- * of v, which the first (acquire) load read, and no later write had begun storing: consistent.
- * On x86-64 (TSO) both fences compile to nothing but a compiler barrier and the release/acquire
- * accesses to plain moves; on aarch64 they are dmb ish / dmb ishld, stlr and ldar. The writer
- * never waits for readers. The scalar fields a reader interprets are copied with relaxed atomic
- * loads; the level arrays with memcpy, as the Linux kernel's seqcount readers do: a torn copy
- * is possible and always thrown away, and its length is clamped before it is used. */
+ * A writer preempted (or SIGSTOPped) in the middle of write m leaves copy (m - 1) & 1 complete:
+ * readers go on reading it, consistent, one version old, and never wait. Only a writer that
+ * laps a reader (two writes during one read) makes it retry; after a bounded number of retries
+ * the read reports BUSY instead of spinning forever.
+ *
+ * Why no torn copy passes (C11, as Boehm's seqlock analysis, "Can seqlocks get along with
+ * programming language memory models?", 2012): if any load of the copy read a value stored by
+ * write m + 1 (after its release fence), the reader's acquire fence synchronizes with that fence,
+ * so write m + 1's store of 2m + 3 happens-before the reader's second load of lock, which then
+ * sees 2m + 3 or later: invalid. Conversely the first, acquire, load read 2m (write m - 1's end)
+ * or 2m + 1 (write m's begin, a release store after write m - 1's end): either way every store
+ * of write m - 1 is visible, and no later write into that copy had begun storing: consistent.
+ * On x86-64 (TSO) the fences are compiler barriers and release/acquire accesses plain moves; on
+ * aarch64 they are dmb ish / dmb ishld, stlr and ldar. The scalars a reader interprets are
+ * copied with relaxed atomic loads; the level arrays with memcpy, as the Linux kernel's seqcount
+ * readers do: a torn copy is possible and always thrown away, and its length is clamped before
+ * it is used. */
 
-static inline void pfshm_write_begin(pfshm_slot *s) {
-    uint64_t v = __atomic_load_n(&s->lock, __ATOMIC_RELAXED);
-    __atomic_store_n(&s->lock, v + 1, __ATOMIC_RELAXED);
+/* Begin the slot's next write: the copy to write. */
+static inline pfshm_copy *pfshm_write_begin(pfshm_slot *s, size_t copy_size) {
+    uint64_t v = __atomic_load_n(&s->lock, __ATOMIC_RELAXED);   /* even: 2k */
+    __atomic_store_n(&s->lock, v + 1, __ATOMIC_RELEASE);
     __atomic_thread_fence(__ATOMIC_RELEASE);
+    return pfshm_copy_at(s, copy_size, (v >> 1) & 1);
+}
+
+/* The copy the next write will go to, without writing (the writer compares with it). */
+static inline pfshm_copy *pfshm_write_target(const pfshm_slot *s, size_t copy_size) {
+    return pfshm_copy_at(s, copy_size, (__atomic_load_n(&s->lock, __ATOMIC_RELAXED) >> 1) & 1);
+}
+
+/* The other copy: the last complete write (the writer's own view). */
+static inline pfshm_copy *pfshm_write_latest(const pfshm_slot *s, size_t copy_size) {
+    return pfshm_copy_at(s, copy_size, ((__atomic_load_n(&s->lock, __ATOMIC_RELAXED) >> 1) + 1) & 1);
 }
 
 static inline void pfshm_write_end(pfshm_slot *s) {
@@ -223,16 +258,35 @@ static inline void pfshm_write_end(pfshm_slot *s) {
     __atomic_store_n(&s->lock, v + 1, __ATOMIC_RELEASE);
 }
 
-static inline uint64_t pfshm_read_begin(const uint64_t *lock) {
-    return __atomic_load_n(lock, __ATOMIC_ACQUIRE);
+/* The copy of the last complete write (NULL: none yet) and the lock value to validate with. */
+static inline const pfshm_copy *pfshm_read_begin(const pfshm_slot *s, size_t copy_size,
+                                                 uint64_t *v) {
+    uint64_t m;
+    *v = __atomic_load_n(&s->lock, __ATOMIC_ACQUIRE);
+    m = *v >> 1;
+    if (m == 0)
+        return NULL;
+    return pfshm_copy_at(s, copy_size, (m - 1) & 1);
 }
 
-static inline int pfshm_read_retry(const uint64_t *lock, uint64_t v) {
+/* 1 when the copy read since pfshm_read_begin may be torn (the writer began rewriting it). */
+static inline int pfshm_read_retry(const pfshm_slot *s, uint64_t v) {
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
-    return __atomic_load_n(lock, __ATOMIC_RELAXED) != v;
+    return __atomic_load_n(&s->lock, __ATOMIC_RELAXED) >= ((v >> 1) << 1) + 3;
 }
 
-/* The directory uses the same protocol on pfshm_header.dir_lock. */
+/* The directory uses a plain seqlock (one copy: it changes only when a book comes or goes, and a
+ * lookup that finds it busy retries). */
+static inline uint64_t pfshm_dir_read_begin(const pfshm_header *h) {
+    return __atomic_load_n(&h->dir_lock, __ATOMIC_ACQUIRE);
+}
+
+static inline int pfshm_dir_read_retry(const pfshm_header *h, uint64_t v) {
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    return (v & 1) || __atomic_load_n(&h->dir_lock, __ATOMIC_RELAXED) != v;
+}
+
+/* The directory's writer side: lock odd while it is rebuilt. */
 static inline void pfshm_dir_begin(pfshm_header *h) {
     uint64_t v = __atomic_load_n(&h->dir_lock, __ATOMIC_RELAXED);
     __atomic_store_n(&h->dir_lock, v + 1, __ATOMIC_RELAXED);
@@ -244,8 +298,8 @@ static inline void pfshm_dir_end(pfshm_header *h) {
     __atomic_store_n(&h->dir_lock, v + 1, __ATOMIC_RELEASE);
 }
 
-/* Bounded retries: spin with a pause (the writer's critical section is a few hundred ns), then
- * yield the CPU (the writer may have been preempted on this very core), then give up (BUSY). */
+/* Bounded retries (only a writer that laps a reader makes it retry): spin with a pause, then
+ * yield the CPU, then give up (BUSY). */
 #define PFSHM_SPIN_TRIES 512
 #define PFSHM_YIELD_TRIES 64
 
@@ -311,32 +365,47 @@ typedef struct {
     pfshm_level top_ask;
 } pfshm_top;
 
-/* line 0 of a slot, if it still holds generation gen */
-static inline int pfshm_read_top(const pfshm_slot *s, uint32_t gen, pfshm_top *out) {
-    int attempt = 0;
-    for (;;) {
-        uint64_t v = pfshm_read_begin(&s->lock);
-        if (!(v & 1)) {
-            uint32_t g = __atomic_load_n(&s->gen, __ATOMIC_RELAXED);
-            out->flags = __atomic_load_n(&s->flags, __ATOMIC_RELAXED);
-            out->book_state = __atomic_load_n(&s->book_state, __ATOMIC_RELAXED);
-            out->feed_state = __atomic_load_n(&s->feed_state, __ATOMIC_RELAXED);
-            out->n_bids = __atomic_load_n(&s->n_bids, __ATOMIC_RELAXED);
-            out->n_asks = __atomic_load_n(&s->n_asks, __ATOMIC_RELAXED);
-            out->seq = __atomic_load_n(&s->seq, __ATOMIC_RELAXED);
-            out->top_bid.key = __atomic_load_n(&s->top_bid.key, __ATOMIC_RELAXED);
-            out->top_ask.key = __atomic_load_n(&s->top_ask.key, __ATOMIC_RELAXED);
-            memcpy(&out->top_bid.size, (const char *)&s->top_bid.size, 8);
-            memcpy(&out->top_ask.size, (const char *)&s->top_ask.size, 8);
-            if (!pfshm_read_retry(&s->lock, v)) {
-                if (g != gen || !(out->flags & PFSHM_OCCUPIED))
-                    return PFSHM_GONE;
-                return PFSHM_OK;
-            }
-        }
-        if (!pfshm_backoff(attempt++))
-            return PFSHM_BUSY;
-    }
+/* A read: copy what is needed from the slot's last complete copy, at one version. READ_BODY
+ * runs with `c` the copy; it must copy into local memory only (nothing read from `c` may be used
+ * after the validation but through those copies). */
+#define PFSHM_READ(s, copy_size, READ_BODY)                                                    \
+    do {                                                                                       \
+        int attempt_ = 0;                                                                      \
+        for (;;) {                                                                             \
+            uint64_t v_;                                                                       \
+            const pfshm_copy *c = pfshm_read_begin((s), (copy_size), &v_);                     \
+            if (c == NULL)                                                                     \
+                return PFSHM_GONE;                       /* never written: not a book yet */  \
+            READ_BODY                                                                          \
+            if (!pfshm_read_retry((s), v_))                                                    \
+                break;                                                                         \
+            if (!pfshm_backoff(attempt_++))                                                    \
+                return PFSHM_BUSY;                                                             \
+        }                                                                                      \
+    } while (0)
+
+static inline void pfshm_copy_top(const pfshm_copy *c, pfshm_top *out, uint32_t *g) {
+    *g = __atomic_load_n(&c->gen, __ATOMIC_RELAXED);
+    out->flags = __atomic_load_n(&c->flags, __ATOMIC_RELAXED);
+    out->book_state = __atomic_load_n(&c->book_state, __ATOMIC_RELAXED);
+    out->feed_state = __atomic_load_n(&c->feed_state, __ATOMIC_RELAXED);
+    out->n_bids = __atomic_load_n(&c->n_bids, __ATOMIC_RELAXED);
+    out->n_asks = __atomic_load_n(&c->n_asks, __ATOMIC_RELAXED);
+    out->seq = __atomic_load_n(&c->seq, __ATOMIC_RELAXED);
+    out->top_bid.key = __atomic_load_n(&c->top_bid.key, __ATOMIC_RELAXED);
+    out->top_ask.key = __atomic_load_n(&c->top_ask.key, __ATOMIC_RELAXED);
+    memcpy(&out->top_bid.size, (const char *)&c->top_bid.size, 8);
+    memcpy(&out->top_ask.size, (const char *)&c->top_ask.size, 8);
+}
+
+/* line 0 of the book, if the slot still holds generation gen */
+static inline int pfshm_read_top(const pfshm_slot *s, size_t copy_size, uint32_t gen,
+                                 pfshm_top *out) {
+    uint32_t g = 0;
+    PFSHM_READ(s, copy_size, { pfshm_copy_top(c, out, &g); });
+    if (g != gen || !(out->flags & PFSHM_OCCUPIED))
+        return PFSHM_GONE;
+    return PFSHM_OK;
 }
 
 /* Everything but the levels and the identity: lines 0-1 and the texts. */
@@ -358,90 +427,62 @@ typedef struct {
 
 static inline uint16_t pfshm_clamp16(uint16_t n, uint16_t cap) { return n < cap ? n : cap; }
 
-static inline int pfshm_read_state(const pfshm_slot *s, uint32_t gen, pfshm_state *out) {
-    int attempt = 0;
-    for (;;) {
-        uint64_t v = pfshm_read_begin(&s->lock);
-        if (!(v & 1)) {
-            uint32_t g = __atomic_load_n(&s->gen, __ATOMIC_RELAXED);
-            pfshm_top *t = &out->top;
-            t->flags = __atomic_load_n(&s->flags, __ATOMIC_RELAXED);
-            t->book_state = __atomic_load_n(&s->book_state, __ATOMIC_RELAXED);
-            t->feed_state = __atomic_load_n(&s->feed_state, __ATOMIC_RELAXED);
-            t->n_bids = __atomic_load_n(&s->n_bids, __ATOMIC_RELAXED);
-            t->n_asks = __atomic_load_n(&s->n_asks, __ATOMIC_RELAXED);
-            t->seq = __atomic_load_n(&s->seq, __ATOMIC_RELAXED);
-            t->top_bid.key = __atomic_load_n(&s->top_bid.key, __ATOMIC_RELAXED);
-            t->top_ask.key = __atomic_load_n(&s->top_ask.key, __ATOMIC_RELAXED);
-            memcpy(&t->top_bid.size, (const char *)&s->top_bid.size, 8);
-            memcpy(&t->top_ask.size, (const char *)&s->top_ask.size, 8);
-            out->exchange_ts_ms = __atomic_load_n(&s->exchange_ts_ms, __ATOMIC_RELAXED);
-            out->ingest_ts_ms = __atomic_load_n(&s->ingest_ts_ms, __ATOMIC_RELAXED);
-            out->last_frame_ns = __atomic_load_n(&s->last_frame_ns, __ATOMIC_RELAXED);
-            out->stale_after_ms = __atomic_load_n(&s->stale_after_ms, __ATOMIC_RELAXED);
-            out->total_bids = __atomic_load_n(&s->total_bids, __ATOMIC_RELAXED);
-            out->total_asks = __atomic_load_n(&s->total_asks, __ATOMIC_RELAXED);
-            out->publishes = __atomic_load_n(&s->publishes, __ATOMIC_RELAXED);
-            out->reason_len = pfshm_clamp16(__atomic_load_n(&s->reason_len, __ATOMIC_RELAXED), PFSHM_TEXT_MAX);
-            out->error_len = pfshm_clamp16(__atomic_load_n(&s->error_len, __ATOMIC_RELAXED), PFSHM_ERROR_MAX);
-            out->book_text_len = pfshm_clamp16(__atomic_load_n(&s->book_text_len, __ATOMIC_RELAXED), PFSHM_TEXT_MAX);
-            out->feed_text_len = pfshm_clamp16(__atomic_load_n(&s->feed_text_len, __ATOMIC_RELAXED), PFSHM_TEXT_MAX);
-            memcpy(out->reason, s->reason, out->reason_len);
-            memcpy(out->error, s->error, out->error_len);
-            memcpy(out->book_text, s->book_text, out->book_text_len);
-            memcpy(out->feed_text, s->feed_text, out->feed_text_len);
-            if (!pfshm_read_retry(&s->lock, v)) {
-                if (g != gen || !(t->flags & PFSHM_OCCUPIED))
-                    return PFSHM_GONE;
-                return PFSHM_OK;
-            }
-        }
-        if (!pfshm_backoff(attempt++))
-            return PFSHM_BUSY;
-    }
+static inline int pfshm_read_state(const pfshm_slot *s, size_t copy_size, uint32_t gen,
+                                   pfshm_state *out) {
+    uint32_t g = 0;
+    PFSHM_READ(s, copy_size, {
+        pfshm_copy_top(c, &out->top, &g);
+        out->exchange_ts_ms = __atomic_load_n(&c->exchange_ts_ms, __ATOMIC_RELAXED);
+        out->ingest_ts_ms = __atomic_load_n(&c->ingest_ts_ms, __ATOMIC_RELAXED);
+        out->last_frame_ns = __atomic_load_n(&c->last_frame_ns, __ATOMIC_RELAXED);
+        out->stale_after_ms = __atomic_load_n(&c->stale_after_ms, __ATOMIC_RELAXED);
+        out->total_bids = __atomic_load_n(&c->total_bids, __ATOMIC_RELAXED);
+        out->total_asks = __atomic_load_n(&c->total_asks, __ATOMIC_RELAXED);
+        out->publishes = __atomic_load_n(&c->publishes, __ATOMIC_RELAXED);
+        out->reason_len = pfshm_clamp16(__atomic_load_n(&c->reason_len, __ATOMIC_RELAXED), PFSHM_TEXT_MAX);
+        out->error_len = pfshm_clamp16(__atomic_load_n(&c->error_len, __ATOMIC_RELAXED), PFSHM_ERROR_MAX);
+        out->book_text_len = pfshm_clamp16(__atomic_load_n(&c->book_text_len, __ATOMIC_RELAXED), PFSHM_TEXT_MAX);
+        out->feed_text_len = pfshm_clamp16(__atomic_load_n(&c->feed_text_len, __ATOMIC_RELAXED), PFSHM_TEXT_MAX);
+        memcpy(out->reason, c->reason, out->reason_len);
+        memcpy(out->error, c->error, out->error_len);
+        memcpy(out->book_text, c->book_text, out->book_text_len);
+        memcpy(out->feed_text, c->feed_text, out->feed_text_len);
+    });
+    if (g != gen || !(out->top.flags & PFSHM_OCCUPIED))
+        return PFSHM_GONE;
+    return PFSHM_OK;
 }
 
 /* The best min(cap, published) levels of both sides (cap_b / cap_a, 0 to skip a side) and line
  * 0, at one version. */
-static inline int pfshm_read_levels(const pfshm_slot *s, uint32_t gen, uint32_t max_levels,
+static inline int pfshm_read_levels(const pfshm_slot *s, size_t copy_size, uint32_t gen,
+                                    uint32_t max_levels,
                                     pfshm_level *bids, size_t cap_b, size_t *n_b,
                                     pfshm_level *asks, size_t cap_a, size_t *n_a,
                                     pfshm_top *top, uint32_t *total_b, uint32_t *total_a) {
-    int attempt = 0;
-    const pfshm_level *src_b = (const pfshm_level *)((const char *)s + sizeof(pfshm_slot));
-    const pfshm_level *src_a = src_b + max_levels;
-    for (;;) {
-        uint64_t v = pfshm_read_begin(&s->lock);
-        if (!(v & 1)) {
-            uint32_t g = __atomic_load_n(&s->gen, __ATOMIC_RELAXED);
-            size_t nb = __atomic_load_n(&s->n_bids, __ATOMIC_RELAXED);
-            size_t na = __atomic_load_n(&s->n_asks, __ATOMIC_RELAXED);
-            top->flags = __atomic_load_n(&s->flags, __ATOMIC_RELAXED);
-            top->seq = __atomic_load_n(&s->seq, __ATOMIC_RELAXED);
-            top->book_state = __atomic_load_n(&s->book_state, __ATOMIC_RELAXED);
-            top->feed_state = __atomic_load_n(&s->feed_state, __ATOMIC_RELAXED);
-            *total_b = __atomic_load_n(&s->total_bids, __ATOMIC_RELAXED);
-            *total_a = __atomic_load_n(&s->total_asks, __ATOMIC_RELAXED);
-            /* a torn count is thrown away below, but must never make the copy overrun */
-            if (nb > max_levels) nb = max_levels;
-            if (na > max_levels) na = max_levels;
-            top->n_bids = (uint16_t)nb;
-            top->n_asks = (uint16_t)na;
-            if (nb > cap_b) nb = cap_b;
-            if (na > cap_a) na = cap_a;
-            if (nb) memcpy(bids, src_b, nb * sizeof(pfshm_level));
-            if (na) memcpy(asks, src_a, na * sizeof(pfshm_level));
-            if (!pfshm_read_retry(&s->lock, v)) {
-                if (g != gen || !(top->flags & PFSHM_OCCUPIED))
-                    return PFSHM_GONE;
-                *n_b = nb;
-                *n_a = na;
-                return PFSHM_OK;
-            }
-        }
-        if (!pfshm_backoff(attempt++))
-            return PFSHM_BUSY;
-    }
+    uint32_t g = 0;
+    size_t nb = 0, na = 0;
+    PFSHM_READ(s, copy_size, {
+        const pfshm_level *src_b = (const pfshm_level *)((const char *)c + sizeof(pfshm_copy));
+        const pfshm_level *src_a = src_b + max_levels;
+        pfshm_copy_top(c, top, &g);
+        *total_b = __atomic_load_n(&c->total_bids, __ATOMIC_RELAXED);
+        *total_a = __atomic_load_n(&c->total_asks, __ATOMIC_RELAXED);
+        /* a torn count is thrown away below, but must never make the copy overrun */
+        nb = top->n_bids < max_levels ? top->n_bids : max_levels;
+        na = top->n_asks < max_levels ? top->n_asks : max_levels;
+        top->n_bids = (uint16_t)nb;
+        top->n_asks = (uint16_t)na;
+        if (nb > cap_b) nb = cap_b;
+        if (na > cap_a) na = cap_a;
+        if (nb) memcpy(bids, src_b, nb * sizeof(pfshm_level));
+        if (na) memcpy(asks, src_a, na * sizeof(pfshm_level));
+    });
+    if (g != gen || !(top->flags & PFSHM_OCCUPIED))
+        return PFSHM_GONE;
+    *n_b = nb;
+    *n_a = na;
+    return PFSHM_OK;
 }
 
 /* Identity of a slot (directory probing): occupied?, generation, and the two keys. */
@@ -454,25 +495,18 @@ typedef struct {
     char key[PFSHM_OUTCOME_MAX];
 } pfshm_ident;
 
-static inline int pfshm_read_ident(const pfshm_slot *s, pfshm_ident *out) {
-    int attempt = 0;
-    for (;;) {
-        uint64_t v = pfshm_read_begin(&s->lock);
-        if (!(v & 1)) {
-            out->gen = __atomic_load_n(&s->gen, __ATOMIC_RELAXED);
-            out->flags = __atomic_load_n(&s->flags, __ATOMIC_RELAXED);
-            out->pid_len = pfshm_clamp16(__atomic_load_n(&s->pid_len, __ATOMIC_RELAXED), PFSHM_PID_MAX);
-            out->outcome_len = pfshm_clamp16(__atomic_load_n(&s->outcome_len, __ATOMIC_RELAXED), PFSHM_OUTCOME_MAX);
-            out->key_len = pfshm_clamp16(__atomic_load_n(&s->key_len, __ATOMIC_RELAXED), PFSHM_OUTCOME_MAX);
-            memcpy(out->pid, s->pid, out->pid_len);
-            memcpy(out->outcome, s->outcome, out->outcome_len);
-            memcpy(out->key, s->key, out->key_len);
-            if (!pfshm_read_retry(&s->lock, v))
-                return PFSHM_OK;
-        }
-        if (!pfshm_backoff(attempt++))
-            return PFSHM_BUSY;
-    }
+static inline int pfshm_read_ident(const pfshm_slot *s, size_t copy_size, pfshm_ident *out) {
+    PFSHM_READ(s, copy_size, {
+        out->gen = __atomic_load_n(&c->gen, __ATOMIC_RELAXED);
+        out->flags = __atomic_load_n(&c->flags, __ATOMIC_RELAXED);
+        out->pid_len = pfshm_clamp16(__atomic_load_n(&c->pid_len, __ATOMIC_RELAXED), PFSHM_PID_MAX);
+        out->outcome_len = pfshm_clamp16(__atomic_load_n(&c->outcome_len, __ATOMIC_RELAXED), PFSHM_OUTCOME_MAX);
+        out->key_len = pfshm_clamp16(__atomic_load_n(&c->key_len, __ATOMIC_RELAXED), PFSHM_OUTCOME_MAX);
+        memcpy(out->pid, c->pid, out->pid_len);
+        memcpy(out->outcome, c->outcome, out->outcome_len);
+        memcpy(out->key, c->key, out->key_len);
+    });
+    return PFSHM_OK;
 }
 
 /* FNV-1a 64 over parsec_id, a 0xff separator (never in UTF-8) and the folded outcome. */

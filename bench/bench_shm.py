@@ -114,7 +114,7 @@ def _reader_digest(books: Any) -> str:
 
 def reader_main(argv: list[str]) -> int:
     """``--role reader MODE NAME OUT [SECONDS]``: one reader process (see the module docstring)."""
-    from parsec_fast.shared import PublisherGoneError, attach
+    from parsec_fast.shared import BookBusyError, PublisherGoneError, attach
 
     mode, name, out = argv[0], argv[1], argv[2]
     books = attach(name)
@@ -127,15 +127,20 @@ def reader_main(argv: list[str]) -> int:
         kwargs: dict[str, Any] = {"spin": 1.0} if mode == "spin" else \
             {"linger": 0.0} if mode == "wake" else {}
         cpu0, wall0 = _cpu(resource.RUSAGE_SELF), time.monotonic()
+        busy = 0
         try:
             if mode == "async":
                 import asyncio
 
                 async def run() -> None:
-                    nonlocal c
+                    nonlocal c, busy
                     while True:
                         c = await books.changed(c, 1.0)
-                        s = sb.seq
+                        try:
+                            s = sb.seq
+                        except BookBusyError:
+                            busy += 1
+                            continue
                         times.append(mono())
                         seqs.append(s if s is not None else -1)
                 asyncio.run(run())
@@ -143,7 +148,11 @@ def reader_main(argv: list[str]) -> int:
                 wait = books.wait
                 while True:
                     c = wait(c, 1.0, **kwargs)
-                    s = sb.seq
+                    try:
+                        s = sb.seq
+                    except BookBusyError:
+                        busy += 1
+                        continue
                     times.append(mono())
                     seqs.append(s if s is not None else -1)
         except PublisherGoneError:
@@ -153,7 +162,7 @@ def reader_main(argv: list[str]) -> int:
             times.tofile(f)
         with open(out + ".cpu", "w") as f:
             json.dump({"cpu_cores": (_cpu(resource.RUSAGE_SELF) - cpu0)
-                       / max(1e-9, time.monotonic() - wall0)}, f)
+                       / max(1e-9, time.monotonic() - wall0), "busy": busy}, f)
         return 0
     if mode == "readcost":
         return _readcost(books, out, float(argv[3]))
@@ -391,12 +400,14 @@ def run_segment(kind: str, rate: float, seconds: float, warmup: float, reader_cp
     readers: list[Reader] = []
     mode = {"latency:spin": "spin", "latency:wait": "wait", "latency:async": "async",
             "wake": "wake", "readcost": "readcost"}.get(kind)
+    tag = name  # unique per run: a retried segment never reads an earlier attempt's output
     if mode is not None:
         extra = [str(seconds)] if mode == "readcost" else []
-        readers.append(Reader(mode, name, os.path.join(tmp, f"{kind}.out"), reader_cpu, *extra))
+        readers.append(Reader(mode, name, os.path.join(tmp, f"{tag}-{mode}.out"), reader_cpu,
+                              *extra))
     elif kind == "apply:8":
-        readers = [Reader("load", name, os.path.join(tmp, f"load{i}.out"), reader_cpu, LOAD_READS)
-                   for i in range(n_readers)]
+        readers = [Reader("load", name, os.path.join(tmp, f"{tag}-load{i}.out"), reader_cpu,
+                          LOAD_READS) for i in range(n_readers)]
     out: dict[str, Any] = {"kind": kind, "deltas": n}
     try:
         for r in readers:
@@ -467,15 +478,23 @@ def run_segment(kind: str, rate: float, seconds: float, warmup: float, reader_cp
         out["apply_mean_ns"] = sum(a) / len(a)
         out["apply_p99_ns"] = a[int(len(a) * 0.99)]
     if mode in ("spin", "wait", "async", "wake"):
+        if not os.path.exists(readers[0].out):
+            out["error"] = f"the {mode} reader wrote no records (exit {readers[0].p.returncode})"
+            return out
         out.update(_join(readers[0].out, frames, t0s, snaps[0][1], skip))
         try:
             with open(readers[0].out + ".cpu") as f:
-                out["reader_cpu_cores"] = json.load(f)["cpu_cores"]
+                extra_stats = json.load(f)
+            out["reader_cpu_cores"] = extra_stats["cpu_cores"]
+            out["reads_busy"] = extra_stats.get("busy", 0)
         except (OSError, ValueError):
             pass
     if mode == "readcost":
-        with open(readers[0].out) as f:
-            out.update(json.load(f))
+        try:
+            with open(readers[0].out) as f:
+                out.update(json.load(f))
+        except (OSError, ValueError):
+            out["error"] = f"the readcost reader wrote nothing (exit {readers[0].p.returncode})"
     if kind == "apply:8":
         stats = []
         for r in readers:
@@ -548,20 +567,35 @@ def _agg(runs: list[dict[str, Any]], key: str) -> dict[str, Any] | None:
     return {"median": statistics.median(vals), "spread": [min(vals), max(vals)], "n": len(vals)}
 
 
-def aggregate(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
-    by: dict[str, list[dict[str, Any]]] = {k: [r[k] for r in rounds if k in r] for k in SEGMENTS}
+def _quiet(runs: list[dict[str, Any]], limit: float) -> tuple[list[dict[str, Any]], str]:
+    """The runs other processes left alone (foreign_cores <= limit) when there are at least two,
+    else all of them; and which basis was used."""
+    quiet = [r for r in runs if r.get("foreign_cores", 0.0) <= limit]
+    if len(quiet) >= 2:
+        return quiet, f"{len(quiet)}/{len(runs)} quiet"
+    return runs, f"all {len(runs)} (only {len(quiet)} quiet)"
+
+
+def aggregate(rounds: list[dict[str, dict[str, Any]]], limit: float) -> dict[str, Any]:
+    """Medians over rounds; figures from the quiet runs of a segment when at least two were
+    quiet (the basis says so), correctness counts from every run."""
+    every: dict[str, list[dict[str, Any]]] = {k: [r[k] for r in rounds if k in r] for k in SEGMENTS}
+    basis = {}
+    by: dict[str, list[dict[str, Any]]] = {}
+    for k, runs in every.items():
+        by[k], basis[k] = _quiet(runs, limit)
     latency = {}
     for kind, label in (("latency:spin", "spinning reader (wait(spin=1.0))"),
                         ("latency:wait", "sleeping reader (wait(), default)"),
                         ("latency:async", "await changed()"),
                         ("wake", "futex wake (200/s, every wait a long sleep)")):
         runs = by.get(kind, [])
-        cell: dict[str, Any] = {"label": label}
+        cell: dict[str, Any] = {"label": label, "basis": basis.get(kind)}
         for m in ("p50_us", "p99_us", "p999_us", "max_us"):
             a = _agg(runs, m)
             if a is not None:
                 cell[m], cell[m + "_spread"] = a["median"], a["spread"]
-        cell["lost"] = sum(r.get("lost", 0) for r in runs)
+        cell["lost"] = sum(r.get("lost", 0) for r in every.get(kind, []))
         cell["samples_per_round"] = _agg(runs, "samples")["median"] if _agg(runs, "samples") else 0
         a = _agg(runs, "reader_cpu_cores")
         cell["reader_cpu_cores"] = a["median"] if a else None
@@ -570,7 +604,7 @@ def aggregate(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
             cell["writer_ns_per_delta_with_wake"] = a["median"] if a else None
             cell["writer_wakes_per_round"] = _agg(runs, "wakes")["median"] if _agg(runs, "wakes") else None
         latency[kind] = cell
-    read = {}
+    read: dict[str, Any] = {"basis": basis.get("readcost")}
     for m, label in (("shared_ns", "SharedBook.best_bid / best_ask"),
                      ("top_ns", "SharedBook.top() (both sides, one version)"),
                      ("local_ns", "Book.best_bid / best_ask (local, same process)"),
@@ -583,12 +617,12 @@ def aggregate(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
     for kind, label in (("apply:none", "no publisher"), ("apply:0", "publisher, 0 readers"),
                         ("apply:8", "publisher, 8 readers")):
         runs = by.get(kind, [])
-        cell = {}
+        cell = {"basis": basis.get(kind)}
         for m in ("apply_median_ns", "apply_mean_ns", "apply_p99_ns", "foreign_cores"):
             a = _agg(runs, m)
             if a is not None:
                 cell[m.replace("apply_", "")], cell[m.replace("apply_", "") + "_spread"] = a["median"], a["spread"]
-        cell["wakes"] = sum(r.get("wakes", 0) for r in runs)
+        cell["wakes"] = sum(r.get("wakes", 0) for r in every.get(kind, []))
         if kind == "apply:8":
             a = _agg(runs, "reader_wakes_per_s")
             cell["reader_wakes_per_s"] = a["median"] if a else None
@@ -607,7 +641,7 @@ def aggregate(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
             if rs:
                 ratios.setdefault(label, {})[m.replace("apply_", "")] = statistics.median(rs)
                 ratios[label][m.replace("apply_", "") + "_spread"] = [min(rs), max(rs)]
-    eq_runs = by.get("apply:8", [])
+    eq_runs = every.get("apply:8", [])
     equality = {"checks": sum(r.get("checks", 0) for r in eq_runs),
                 "mismatches": sum(r.get("mismatches", 0) for r in eq_runs),
                 "books": APPLY_BOOKS}
@@ -669,10 +703,27 @@ def _callgrind(n: int) -> dict[str, Any]:
     return out
 
 
+def reaggregate(src: str, dst: str) -> int:
+    """``--reaggregate SAVED.json [OUT.json]``: recompute medians and targets from a saved run's
+    raw rounds (e.g. after changing how they are aggregated)."""
+    with open(src) as f:
+        out = json.load(f)
+    out.update(aggregate(out["rounds_raw"], out["meta"].get("max_foreign_cores", 0.3)))
+    out["targets"] = targets(out)
+    with open(dst, "w") as f:
+        json.dump(out, f, indent=2)
+    for t in out["targets"]:
+        mark = "met" if t["met"] else "MISSED" if t["met"] is False else "n/a"
+        print(f"target {t['what']}: {t['value']} -> {mark}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:2] == ["--role", "reader"]:
         return reader_main(argv[2:])
+    if argv[:1] == ["--reaggregate"]:
+        return reaggregate(argv[1], argv[2] if len(argv) > 2 else argv[1])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="tiny run for smoke tests (seconds)")
     ap.add_argument("--rounds", type=int, default=None, help="rounds (default 5; quick 1)")
@@ -748,7 +799,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
                     for k, v in res.items() if k not in ("kind",)), flush=True)
             all_rounds.append(results)
-    out: dict[str, Any] = {"meta": meta, **aggregate(all_rounds)}
+    out: dict[str, Any] = {"meta": meta, **aggregate(all_rounds, args.max_foreign)}
     out["meta"]["reruns"] = rerun
     if use_callgrind:
         print("callgrind (feed_ptr + flush per delta, flush every frame) ...", flush=True)

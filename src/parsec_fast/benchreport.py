@@ -485,7 +485,8 @@ def _shm_panels(data: dict[str, Any]) -> list[tuple[str, list[tuple[str, float]]
         panels.append(("shared memory: publish -> visible in a reader process (µs, 20 k/s)",
                        sorted(lat, key=lambda r: r[1]), "µs"))
     app = data.get("apply", {})
-    rows = [(k, c["median_ns"]) for k, c in app.items() if isinstance(c.get("median_ns"), (int, float))]
+    rows = [(k, c["median_ns"]) for k, c in app.items()
+            if isinstance(c, dict) and isinstance(c.get("median_ns"), (int, float))]
     eight = app.get("publisher, 8 readers", {})
     for key, label in (("stopped_median_ns", "8 readers stopped (paired)"),
                        ("running_median_ns", "8 readers running (paired)")):
@@ -517,12 +518,13 @@ def _shm_md(data: dict[str, Any]) -> str:
                 return f"{_fmt(c.get(m))} [{_fmt(lo)}–{_fmt(hi)}]" if lo is not None else _fmt(c.get(m))
             rows.append([c.get("label", ""), fig("p50_us"), fig("p99_us"), fig("p999_us"),
                          _fmt(c.get("max_us")), _fmt(c.get("reader_cpu_cores")),
-                         _fmt(c.get("lost"))])
+                         _fmt(c.get("lost")), c.get("basis") or "-"])
         parts.append("**Publish → visible in a reader process** (µs; the writer's clock just before "
                      "`flush()`, the reader's after `wait` returned and it read the book's seq; "
-                     "joined by seq):")
+                     "joined by seq; *runs*: the medians use the segments other processes left "
+                     "alone when at least two were):")
         parts.append(_table(["reader", "p50 µs", "p99 µs", "p99.9 µs", "max µs", "reader CPU",
-                             "never seen"], rows))
+                             "never seen", "runs"], rows))
         wake = lat.get("wake", {})
         if wake.get("writer_ns_per_delta_with_wake"):
             parts.append(f"With every reader wait a long sleep (200 deltas/s, `linger=0`) the "
@@ -534,18 +536,19 @@ def _shm_md(data: dict[str, Any]) -> str:
                      "(ns per read, net of the empty loop, as suite 1 measures `Book`):")
         parts.append(_table(["read", "ns", "spread"],
                             [[k, v.get("read_ns"), f"{_fmt(v['spread'][0])}–{_fmt(v['spread'][1])}"]
-                             for k, v in read.items()]))
+                             for k, v in read.items() if isinstance(v, dict)]))
     app = data.get("apply", {})
     if app:
         rows = []
         for k, c in app.items():
             rows.append([k, f"{_fmt(c.get('median_ns'))} [{_fmt((c.get('median_ns_spread') or [None])[0])}–"
                             f"{_fmt((c.get('median_ns_spread') or [None, None])[1])}]",
-                         _fmt(c.get("mean_ns")), _fmt(c.get("p99_ns")), _fmt(c.get("wakes"))])
+                         _fmt(c.get("mean_ns")), _fmt(c.get("p99_ns")), _fmt(c.get("wakes")),
+                         c.get("basis") or "-"])
         parts.append("**The publisher's apply path** (`feed()` + `flush()`, ns per delta, "
                      f"{meta.get('apply_books')} books at depth {meta.get('depth')}):")
-        parts.append(_table(["configuration", "median ns", "mean ns", "p99 ns", "FUTEX_WAKEs"],
-                            rows))
+        parts.append(_table(["configuration", "median ns", "mean ns", "p99 ns", "FUTEX_WAKEs",
+                             "runs"], rows))
         eight = app.get("publisher, 8 readers", {})
         if eight.get("pair_ratio") is not None:
             lo, hi = eight.get("pair_ratio_spread", [None, None])

@@ -390,6 +390,8 @@ cdef class Publisher(BookSink):
     def __dealloc__(self):
         # Best effort without the GIL's Python objects: mark closed, wake, unlink our file.
         if not self._closed and self._base != NULL:
+            memcpy(self._hdr.close_reason, b"publisher deallocated", 21)
+            self._hdr.close_reason_len = 21
             pfshm_store_state(self._hdr, PFSHM_CLOSED)
             pfshm_bump_changes(self._hdr)
             pfshm_futex_wake(&self._hdr.changes)

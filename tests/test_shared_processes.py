@@ -15,6 +15,7 @@ import random
 import signal
 import sys
 import time
+from typing import Any
 
 import orjson
 import pytest
@@ -158,6 +159,13 @@ def test_a_publisher_stopped_in_the_middle_of_a_write_blocks_no_reader() -> None
     from shared_helpers import stress_check
 
     name = unique_name("stopped")
+    try:
+        _stopped_publisher_blocks_no_reader(name, stress_check)
+    finally:
+        unlink(name)   # its owner was killed: the test cleans its region up
+
+
+def _stopped_publisher_blocks_no_reader(name: str, stress_check: Any) -> None:
     with Proc([sys.executable, "-c", HAMMER, name]) as p:
         assert p.line() == {"ready": 1}
         sb = attach(name).book(PID)

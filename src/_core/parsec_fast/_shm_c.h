@@ -243,11 +243,6 @@ static inline pfshm_copy *pfshm_write_begin(pfshm_slot *s, size_t copy_size) {
     return pfshm_copy_at(s, copy_size, (v >> 1) & 1);
 }
 
-/* The copy the next write will go to, without writing (the writer compares with it). */
-static inline pfshm_copy *pfshm_write_target(const pfshm_slot *s, size_t copy_size) {
-    return pfshm_copy_at(s, copy_size, (__atomic_load_n(&s->lock, __ATOMIC_RELAXED) >> 1) & 1);
-}
-
 /* The other copy: the last complete write (the writer's own view). */
 static inline pfshm_copy *pfshm_write_latest(const pfshm_slot *s, size_t copy_size) {
     return pfshm_copy_at(s, copy_size, ((__atomic_load_n(&s->lock, __ATOMIC_RELAXED) >> 1) + 1) & 1);

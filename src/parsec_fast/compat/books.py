@@ -55,9 +55,9 @@ class BookEvents:
     """Per subscription: the snapshot metadata, the ``needs_refresh`` view, the events."""
 
     def __init__(self, handlers: Handlers) -> None:
-        self.emitter = OrderbookEmitter(handlers.by_event["orderbook"], self.on_frame,
-                                        handlers.spawn_suspended, handlers.spawn_awaitable,
-                                        handlers.log_error)
+        self.emitter: OrderbookEmitter = OrderbookEmitter(
+            handlers.by_event["orderbook"], self.on_frame, handlers.spawn_suspended,
+            handlers.spawn_awaitable, handlers.log_error)
         self._subs: dict[BookKey, tuple[Subscription, BookMeta]] = {}
         # While a book is in needs_refresh: the levels the SDK would hold, and their metadata.
         self._refresh: dict[Subscription, tuple[Book, BookMeta]] = {}

@@ -76,6 +76,8 @@ class NatsTransport:
         self.url: str = url
         self.config: ClientConfig = config
         self.handlers: SessionHandlers = handlers
+        self.nats_url: str
+        self.prefix: str
         self.nats_url, self.prefix = split_url(url)
         self._auth_frame = auth_frame
         self._feed = feed

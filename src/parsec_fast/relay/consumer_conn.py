@@ -45,11 +45,11 @@ class ConsumerConnection:
         self.nc: Any = None
         self.reader: NatsFeedReader | None = None
         self.epoch: int | None = None
-        self.lease_ttl = 10.0
+        self.lease_ttl: float = 10.0
         self.auth: asyncio.Future[str] = loop.create_future()
-        self.closed = asyncio.Event()
+        self.closed: asyncio.Event = asyncio.Event()
         self.error: ParsecConnectionError | None = None
-        self.ended_by_us = False
+        self.ended_by_us: bool = False
         self.authenticated = False
         self.goodbye: asyncio.Task[None] | None = None
         #: The loop's busy poller while this connection holds it (``busy_poll``).

@@ -40,7 +40,7 @@ from .wallet import WalletFeed
 
 __all__ = ["LocalServer", "serve_forever", "run_server"]
 
-log = logging.getLogger("parsec_fast.server")
+log: logging.Logger = logging.getLogger("parsec_fast.server")
 
 #: Seconds between two sweeps for close frames that never flush (see Connection.close).
 _CLOSE_SWEEP_S = 0.25
@@ -66,18 +66,19 @@ class LocalServer:
         self.config = config
         specs = make_markets(config.markets, config.seed) if isinstance(config.markets, int) \
             else list(config.markets)
-        self.simulator = Simulator(specs, config.seed)
-        self.status = MarketStatus(self.simulator)
+        self.simulator: Simulator = Simulator(specs, config.seed)
+        self.status: MarketStatus = MarketStatus(self.simulator)
         self.registry: Registry[Connection] = Registry(
             self.simulator, lambda key: self.status.track(key, asyncio.get_running_loop().time()))
         self.recorder: Recorder | None = Recorder() if config.record else None
         wallets = WalletFeed(self.simulator, config.seed)
-        self.stream = LiveStream(config, self.simulator, self.registry, self.status, wallets)
-        self.fault_target = ServerFaultTarget(config, self.simulator, self.registry, self.status,
-                                              self.stream, self._refuse)
-        self.faults = Faults(self.fault_target, config.seed)
-        self.context = ServerContext(config, self.simulator, self.registry, self.status,
-                                     self.faults, wallets, self.recorder)
+        self.stream: LiveStream = LiveStream(
+            config, self.simulator, self.registry, self.status, wallets)
+        self.fault_target: ServerFaultTarget = ServerFaultTarget(
+            config, self.simulator, self.registry, self.status, self.stream, self._refuse)
+        self.faults: Faults = Faults(self.fault_target, config.seed)
+        self.context: ServerContext = ServerContext(
+            config, self.simulator, self.registry, self.status, self.faults, wallets, self.recorder)
         self._blaster = Blaster(self.simulator, self.registry, self.status, self.stream)
         self.port: int = config.port
         self._fault_specs = [parse_fault_spec(s) for s in config.faults]

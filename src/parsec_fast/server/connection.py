@@ -39,6 +39,7 @@ from .control import BadRequest, ControlRateLimiter, Plan, message_lists, plan_s
     resolve_selector
 from .frames import activity_frame, delta_frame, snapshot_frame
 from .link import DRAIN, Job, Link
+from .recorder import ConnectionRecord
 from .simulator import WireChange, customer_id_for
 from .subscription import BookKey, Subscription
 
@@ -54,17 +55,17 @@ class Connection(Link):
 
     def __init__(self, context: ServerContext, conn_id: int) -> None:
         super().__init__(context.config, conn_id, context.aborted)
-        self.context = context
+        self.context: ServerContext = context
         self.account: str | None = None
         self.customer_id: str | None = None
-        self.auth_failed = False
+        self.auth_failed: bool = False
         self.subs: dict[BookKey, Subscription] = {}
         self.addresses: set[tuple[str, str]] = set()
         #: Past the hard limit: subscriptions were told resync_required; cleared when drained.
-        self.overloaded = False
+        self.overloaded: bool = False
         #: Counters for tests and the demo.
-        self.slow_reader_events = 0
-        self.overload_events = 0
+        self.slow_reader_events: int = 0
+        self.overload_events: int = 0
         self._limiter = ControlRateLimiter(self.config.control_rate, self.config.control_window)
         self._seq: dict[BookKey, int] = {}
         self._activity_seq: dict[BookKey, int] = {}
@@ -83,7 +84,7 @@ class Connection(Link):
     # -- Link hooks ----------------------------------------------------------------------------
     def link_opened(self) -> None:
         if self.context.recorder is not None:
-            self.record = self.context.recorder.open(self.conn_id)
+            self.record: ConnectionRecord | None = self.context.recorder.open(self.conn_id)
         loop = asyncio.get_running_loop()
         self._auth_timer = loop.call_later(self.config.auth_timeout, self._on_auth_timeout)
         self.context.registry.register(self)

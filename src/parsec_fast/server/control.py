@@ -197,10 +197,10 @@ class InvalidMessageBudget:
     def __init__(self, burst: int | None, rate: float) -> None:
         self.burst = burst
         self.rate = rate
-        self.tokens = float(burst) if burst is not None else 0.0
+        self.tokens: float = float(burst) if burst is not None else 0.0
         self._last: float | None = None
         #: Refused messages seen, over the connection's life.
-        self.spent = 0
+        self.spent: int = 0
 
     def spend(self, now: float) -> bool:
         """Spend one token at ``now``; False when the budget is exhausted."""

@@ -47,7 +47,7 @@ from .recorder import ConnectionRecord
 
 __all__ = ["Link", "Job", "DRAIN"]
 
-log = logging.getLogger("parsec_fast.server")
+log: logging.Logger = logging.getLogger("parsec_fast.server")
 
 #: A message's work in slices: each ``yield`` lets the loop run (see :data:`DRAIN`).
 Job = Generator[object, None, None]
@@ -66,16 +66,16 @@ class Link(WSListener):
         #: Every frame sent, when the server records (set by the subclass).
         self.record: ConnectionRecord | None = None
         #: Transport write buffer above the soft limit (between pause_writing and resume_writing).
-        self.paused = False
+        self.paused: bool = False
         #: True while a blast writes to this connection (flow control only: no slow_reader).
         self.blasting = False
         #: Set while the send buffer is under the soft limit (or the connection is gone).
-        self.writable = asyncio.Event()
+        self.writable: asyncio.Event = asyncio.Event()
         self.writable.set()
         #: Why the server ended this connection for a limit, or None (see ServerContext.aborted).
         self.abort_reason: str | None = None
         #: Messages refused as a whole (each spends a token; ``invalid.spent`` counts them).
-        self.invalid = InvalidMessageBudget(config.invalid_burst, config.invalid_rate)
+        self.invalid: InvalidMessageBudget = InvalidMessageBudget(config.invalid_burst, config.invalid_rate)
         #: Pings are answered by us (enable_auto_pong=False), from a bucket of the same size.
         self._pings = InvalidMessageBudget(config.invalid_burst, config.invalid_rate)
         self._aborted = aborted

@@ -108,7 +108,7 @@ class OutcomeBook:
 
     def __init__(self, tick_size: float) -> None:
         self.tick_size = tick_size
-        self.n_ticks = round(1 / tick_size)
+        self.n_ticks: int = round(1 / tick_size)
         self._ndigits = _decimals(tick_size)
         self.bid_ticks: list[int] = []
         self.ask_ticks: list[int] = []
@@ -242,7 +242,7 @@ class Simulator:
 
     def __init__(self, markets: list[MarketSpec], seed: int = 0, *, max_levels: int = 120,
                  fill_probability: float = 0.01, trade_probability: float = 0.06) -> None:
-        self.rng = random.Random(seed)
+        self.rng: random.Random = random.Random(seed)
         self.max_levels = max_levels
         self.fill_probability = fill_probability
         self.trade_probability = trade_probability

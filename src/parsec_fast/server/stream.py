@@ -30,7 +30,7 @@ class LiveStream:
         self.status = status
         self.wallets = wallets
         #: Set by :meth:`pause`; the pump generates nothing meanwhile.
-        self.paused = False
+        self.paused: bool = False
         #: Number of blasts in progress (the live stream stands aside meanwhile).
         self.blasting = 0
 

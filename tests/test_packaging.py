@@ -121,6 +121,12 @@ def test_core_modules_match_the_pyx_files() -> None:
         "CORE_MODULES in setup.py must list every src/_core/parsec_fast/*.pyx (and only those)")
 
 
+def test_every_core_module_has_a_type_stub() -> None:
+    # A compiled module without a .pyi is Any to a type checker and has no docs in an editor.
+    missing = [name for name in _core_modules() if not (PKG / f"{name}.pyi").is_file()]
+    assert not missing, f"compiled modules without a .pyi stub in src/parsec_fast/: {missing}"
+
+
 def _setup_tree(tmp_path: Path, missing: str | None = None) -> Path:
     """setup.py and the core's .pyx files (empty: nothing is compiled) in a fresh directory."""
     shutil.copy(REPO / "setup.py", tmp_path / "setup.py")

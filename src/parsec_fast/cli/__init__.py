@@ -8,6 +8,8 @@ Commands (``parsec-fast COMMAND --help`` for each), one module each:
 * ``record`` (:mod:`.record`) the raw frames of a session to a file; ``replay`` (:mod:`.replay`)
   replays one;
 * ``bench``  (:mod:`.bench`) the benchmark suites, their JSON, the chart, RESULTS.md.
+* ``relay``  (:mod:`.relay`) one Parsec connection republished on NATS for consumers on any
+  host (``Client("nats://HOST:4222")``).
 
 Shared pieces: :mod:`.connect` (the connect step: progress lines, one-line failures),
 :mod:`.monitor` and :mod:`.view` (the live view), :mod:`.signals` (Ctrl-C / SIGTERM),

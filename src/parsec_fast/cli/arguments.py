@@ -18,7 +18,8 @@ __all__ = ["build_parser", "parse_market", "positive_int", "positive_float", "DE
 
 #: The tool's one-line description (``parsec-fast --help``).
 DESCRIPTION = ("parsec-fast: live Parsec order books at native speed — the demo, a live view of "
-               "any server, the local server, recording and replay, the benchmarks.")
+               "any server, the local server, recording and replay, the benchmarks, a NATS "
+               "relay for many consumers.")
 
 
 def parse_market(text: str) -> tuple[str, str]:

@@ -300,7 +300,8 @@ async def test_rate_limited_control_messages_are_retried() -> None:
             assert_control_rate(client)
 
 
-@pytest.mark.parametrize("policy, accepted", [("truncate", 3), ("refuse", 0)])
+@pytest.mark.parametrize("policy, accepted", [("truncate", 3), ("truncate-error-first", 3),
+                                              ("refuse", 0)])
 async def test_subscription_limit_stops_subscribing_and_reports(policy: str,
                                                                 accepted: int) -> None:
     # A subscribe naming 5 markets on a tier capped at 3: the server serves the first 3 and

@@ -8,7 +8,7 @@ from .simulator import MarketSpec
 
 __all__ = ["ServerConfig", "OVER_CAP_POLICIES"]
 
-OVER_CAP_POLICIES = ("truncate", "refuse")
+OVER_CAP_POLICIES = ("truncate", "truncate-error-first", "refuse")
 
 
 @dataclass
@@ -41,8 +41,11 @@ class ServerConfig:
     queued messages             ``max_pending_messages`` messages waiting behind a long control
                                 message (reading is paused meanwhile); past it: aborted
     names per message           more distinct markets + addresses than the tier's cap:
-                                ``over_cap_policy``: the message refused with one 3002 (or
-                                the first ``cap`` served and one 3002 for the excess)
+                                ``over_cap_policy``: the message refused with one 3002
+                                (``refuse``), or the first ``cap`` served and one 3002 for the
+                                excess after them (``truncate``) or before them
+                                (``truncate-error-first``); which one Parsec does is
+                                undocumented, and the client survives all three
     auth window                 ``auth_timeout``: closed with 1008, aborted at once when the close
                                 frame cannot be flushed (the peer is not reading)
     closing                     a close frame not flushed within ``close_timeout``: aborted
@@ -102,9 +105,11 @@ class ServerConfig:
     max_pending_messages: int = 64
     #: A subscribe / unsubscribe naming more distinct markets + addresses than the tier's cap:
     #: ``"refuse"`` (default) refuses the whole message with one 3002; ``"truncate"`` serves the
-    #: first ``cap`` names as usual and refuses the rest with ONE 3002. Either way at most
-    #: ``cap`` names are looked at and answered. The real service's choice is undocumented
-    #: (PROTOCOL.md §5): the client is tested against both.
+    #: first ``cap`` names as usual and refuses the rest with ONE 3002 after their snapshots;
+    #: ``"truncate-error-first"`` the same with the 3002 first. Either way at most ``cap`` names
+    #: are looked at and answered. The real service's choice (and order) is undocumented
+    #: (PROTOCOL.md §5): the client is tested against all three (it settles a 3002 one control
+    #: period after it, so snapshots that follow the refusal still count).
     over_cap_policy: str = "refuse"
     #: Seconds a close frame (auth failure, client close, picows protocol error) may take to
     #: flush before the socket is aborted (reason ``close_timeout``).

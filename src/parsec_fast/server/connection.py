@@ -307,6 +307,9 @@ class Connection(Link):
         if plan is None:
             return
         registry, sent = self.context.registry, 0
+        cap_error_first = plan.over_cap and self.config.over_cap_policy == "truncate-error-first"
+        if cap_error_first:  # the order a real server might use: refusal, then the first `cap`
+            self._send_bad(self._cap_error())
         for item in plan.markets:
             try:
                 if isinstance(item, BadRequest):
@@ -341,7 +344,7 @@ class Connection(Link):
                 self.send_obj(self.context.wallets.frame(addr))
             except BadRequest as exc:
                 self._send_bad(exc)
-        if plan.over_cap:  # "truncate": the names past the cap, refused by one frame
+        if plan.over_cap and not cap_error_first:  # "truncate": the names past the cap, refused
             self._send_bad(self._cap_error())
 
     def _on_unsubscribe(self, msg: dict[str, Any]) -> Job:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import sys
 
 import orjson
 import pytest
@@ -32,6 +33,15 @@ SNAP = (b'{"type":"orderbook","parsec_id":"kalshi:A.B","exchange":"kalshi","outc
 
 
 # -- wire format -------------------------------------------------------------------------------
+def test_nats_url_without_nats_py_fails_in_the_constructor(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without the [relay] extra, Client("nats://...") raises at once, saying what to install,
+    # rather than from its connection task (a logged traceback, then the same error).
+    from parsec_fast import Client
+    monkeypatch.setitem(sys.modules, "nats", None)  # `import nats` raises ImportError
+    with pytest.raises(ImportError, match=r"parsec_fast\[relay\]"):
+        Client("nats://127.0.0.1:1", api_key="any")
+
+
 def test_wire_batch_roundtrip_and_refusals() -> None:
     body = wire.encode(wire.Kind.REPLY, 7, 42, [b'{"a":1}', b"", b"x" * 300], key=b"parsec.k.m.yes")
     batch = wire.decode(body)

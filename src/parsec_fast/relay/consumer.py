@@ -39,11 +39,11 @@ import os
 import random
 import time
 from collections import deque
-from typing import Any
 
 import orjson
 
 from .._feed import FeedHandler
+from .._histogram import LatencyHistogram
 from .._natsfeed import NatsFeedReader
 from ..client.config import ClientConfig
 from ..client.session import FrameTap, SessionHandlers
@@ -57,11 +57,6 @@ from .control import import_nats
 from .consumer_conn import MAX_HELD, BookStream, ConsumerConnection, split_url
 from .link import LinkError, NatsLink
 
-_Histogram: Any
-try:  # the client's run-long latency histogram, where this version of the client has one
-    from .._histogram import LatencyHistogram as _Histogram
-except ImportError:  # pragma: no cover
-    _Histogram = None
 
 __all__ = ["NatsTransport", "MAX_HELD"]
 
@@ -79,6 +74,7 @@ class NatsTransport:
         self.nats_url: str
         self.prefix: str
         self.nats_url, self.prefix = split_url(url)
+        import_nats()  # fail here, in Client(...), not in its connection task
         self._auth_frame = auth_frame
         self._feed = feed
         self._rng = random.Random(config.seed)
@@ -98,9 +94,8 @@ class NatsTransport:
         self.last_error: ParsecConnectionError | None = None
         #: Stream messages found missing (each answered by a resync), over all connections.
         self.lost_messages: int = 0
-        #: Read-to-applied latency of every socket read (ns), the whole run (None without the
-        #: compiled histogram).
-        self.latency_histogram: Any = _Histogram() if _Histogram is not None else None
+        #: Read-to-applied latency of every socket read (ns), the whole run.
+        self.latency_histogram: LatencyHistogram = LatencyHistogram()
 
     # -- Transport: state ---------------------------------------------------------------------
     @property

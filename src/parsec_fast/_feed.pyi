@@ -102,9 +102,15 @@ class FeedHandler:
     def activity_seq(self) -> ActivitySeq: ...
     def add(self, parsec_id: str, outcome: str) -> Subscription:
         """Register a subscription (idempotent); its book starts empty and invalid."""
-    def remove(self, parsec_id: str, outcome: str) -> bool: ...
-    def get(self, parsec_id: str, outcome: str) -> Subscription | None: ...
-    def subscriptions(self) -> list[Subscription]: ...
+    def remove(self, parsec_id: str, outcome: str) -> bool:
+        """Forget a subscription and its book (outcome matched case-insensitively); True if it
+        existed. Its counters stay in ``stats``; a sink is told. Rebuilds the routing table, as
+        ``add`` does: O(subscriptions)."""
+    def get(self, parsec_id: str, outcome: str) -> Subscription | None:
+        """The subscription of (parsec_id, outcome), outcome matched case-insensitively, or
+        None (a dict lookup)."""
+    def subscriptions(self) -> list[Subscription]:
+        """Every subscription, in the order they were added (a new list)."""
     def feed(self, payload: bytes) -> None:
         """Handle one complete text frame. Never raises for bad frame data (it is reported
         through the callbacks); exceptions from user callbacks propagate."""
@@ -112,7 +118,9 @@ class FeedHandler:
         """End of a read batch: deliver the coalesced on_book_updated calls."""
     def invalidate(self, sub: Subscription, reason: str) -> None:
         """Mark one book invalid (e.g. resync_required, disconnect) and report it."""
-    def invalidate_all(self, reason: str) -> None: ...
+    def invalidate_all(self, reason: str) -> None:
+        """``invalidate`` every book with ``reason`` (e.g. "disconnected"): one on_book_state
+        "invalid" call each, then (with a sink) one publishing flush."""
     def check_stale(self, now_ns: int) -> None:
         """Update local staleness of every subscription (calls on_book_state on changes); with
         a sink, also publishes those changes and refreshes the sink's heartbeat."""

@@ -376,9 +376,11 @@ cdef class FeedHandler:
         return True
 
     def get(self, str parsec_id not None, str outcome not None):
+        """The subscription of (parsec_id, outcome) (outcome ASCII-case-insensitive), or None."""
         return self._subs.get((parsec_id, outcome_key(outcome)))
 
     def subscriptions(self):
+        """Every subscription, in the order they were added (a new list)."""
         return list(self._subs.values())
 
     cdef void _rebuild_table(self) except *:
@@ -772,6 +774,8 @@ cdef class FeedHandler:
             self._sink_flush(0)
 
     def invalidate_all(self, str reason not None):
+        """Mark every book invalid with ``reason`` (e.g. on disconnect), each reported through
+        on_book_state."""
         for sub in list(self._subs.values()):
             self._mark_invalid(<Subscription>sub, reason, True)
         if self._sink is not None:

@@ -37,6 +37,7 @@ class LatencyHistogram:
     def __len__(self) -> int: ...
     def percentile(self, q: float) -> float | None:
         """The ``q`` quantile (nearest rank, 0 <= q <= 1) in ns; None when empty."""
-    def percentiles(self, qs: Iterable[float]) -> list[float | None]: ...
+    def percentiles(self, qs: Iterable[float]) -> list[float | None]:
+        """``[percentile(q) for q in qs]`` (each one a scan of the buckets)."""
     def buckets(self) -> list[tuple[int, int, int]]:
         """Non-empty buckets as ``(low, high, count)``."""

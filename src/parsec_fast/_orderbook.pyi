@@ -75,10 +75,15 @@ class OrderbookEmitter:
                  spawn_suspended: Callable[[Coroutine[Any, Any, Any], Any], None],
                  spawn_awaitable: Callable[[Any], None],
                  on_error: Callable[[Optional[str]], None]) -> None: ...
-    def set_meta(self, sub: Subscription, meta: BookMeta) -> None: ...
-    def meta(self, sub: Subscription) -> Optional[BookMeta]: ...
-    def forget(self, sub: Subscription) -> None: ...
-    def clear(self) -> None: ...
+    def set_meta(self, sub: Subscription, meta: BookMeta) -> None:
+        """Applied deltas of ``sub`` are published with ``meta`` from now on (replacing any
+        earlier metadata)."""
+    def meta(self, sub: Subscription) -> Optional[BookMeta]:
+        """The metadata set for ``sub``, or None (before its first snapshot, or forgotten)."""
+    def forget(self, sub: Subscription) -> None:
+        """Drop ``sub``'s metadata: no more delta events for it until ``set_meta`` again."""
+    def clear(self) -> None:
+        """Drop every subscription's metadata (no delta events until ``set_meta`` again)."""
     def on_book_frame(self, sub: Subscription, frame: Optional[dict[str, Any]]) -> None:
         """The feed handler's per-frame hook (``Client.set_frame_hook``)."""
     def publish(self, meta: BookMeta, kind: str, book: Book, server_seq: object,

@@ -376,6 +376,7 @@ cdef class OrderbookEmitter:
         self._metas.pop(sub, None)
 
     def clear(self):
+        """Forget every subscription's metadata (no delta events until set_meta again)."""
         self._metas.clear()
 
     # -- the frame hook --------------------------------------------------------------------------

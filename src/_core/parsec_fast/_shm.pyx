@@ -907,15 +907,18 @@ cdef class SharedRegion:
 
     @property
     def heartbeat_timeout(self):
+        """Seconds without a heartbeat after which the publisher counts as gone."""
         return self._bound_ns / 1e9
 
     @property
     def publisher_pid(self):
+        """The publisher's process id."""
         self._check_open()
         return self._hdr.writer_pid
 
     @property
     def max_books(self):
+        """Books the region can hold."""
         return self._max_books
 
     @property
@@ -925,6 +928,7 @@ cdef class SharedRegion:
 
     @property
     def layout_version(self):
+        """The region layout version (``LAYOUT_VERSION``)."""
         return PFSHM_VERSION
 
     @property
@@ -1242,6 +1246,7 @@ cdef class SharedBook:
 
     @property
     def best_bid(self):
+        """(price, size) of the best bid, or None."""
         cdef pfshm_top t
         self._top(&t)
         if t.n_bids == 0:
@@ -1250,6 +1255,7 @@ cdef class SharedBook:
 
     @property
     def best_ask(self):
+        """(price, size) of the best ask, or None."""
         cdef pfshm_top t
         self._top(&t)
         if t.n_asks == 0:
@@ -1265,18 +1271,21 @@ cdef class SharedBook:
 
     @property
     def best_bid_size(self):
+        """Best bid size, NaN when there are no bids."""
         cdef pfshm_top t
         self._top(&t)
         return t.top_bid.size if t.n_bids else NAN
 
     @property
     def best_ask_price(self):
+        """Best ask price, NaN when there are no asks."""
         cdef pfshm_top t
         self._top(&t)
         return key_price(t.top_ask.key) if t.n_asks else NAN
 
     @property
     def best_ask_size(self):
+        """Best ask size, NaN when there are no asks."""
         cdef pfshm_top t
         self._top(&t)
         return t.top_ask.size if t.n_asks else NAN
@@ -1308,6 +1317,7 @@ cdef class SharedBook:
 
     @property
     def crossed(self):
+        """True when both sides are non-empty and best bid >= best ask (at one version)."""
         cdef pfshm_top t
         self._top(&t)
         return t.n_bids > 0 and t.n_asks > 0 and -t.top_bid.key >= t.top_ask.key
@@ -1351,6 +1361,7 @@ cdef class SharedBook:
         return self._array(SIDE_BID, n, "bids_array")
 
     def asks_array(self, n=None):
+        """The best ``n`` asks as a float64 NumPy array of shape (k, 2)."""
         return self._array(SIDE_ASK, n, "asks_array")
 
     cdef Py_ssize_t _into(self, int s, object out) except -1:
@@ -1384,6 +1395,7 @@ cdef class SharedBook:
         return self._into(SIDE_BID, out)
 
     def asks_into(self, out):
+        """As ``bids_into``, for the asks."""
         return self._into(SIDE_ASK, out)
 
     cdef double _size_at(self, int s, object price) except? -1.0:
@@ -1405,6 +1417,7 @@ cdef class SharedBook:
         return self._size_at(SIDE_BID, price)
 
     def ask_size(self, price):
+        """Size at ``price`` on the ask side, 0.0 when absent (or beyond the published depth)."""
         return self._size_at(SIDE_ASK, price)
 
     def level_count(self, side):
@@ -1430,6 +1443,7 @@ cdef class SharedBook:
 
     @property
     def max_levels(self):
+        """Levels per side the region publishes (the region's ``max_levels``)."""
         return self._region._max_levels
 
     # -- Subscription's trust signals -----------------------------------------------------------
@@ -1493,42 +1507,49 @@ cdef class SharedBook:
 
     @property
     def last_error(self):
+        """The publisher's ``Subscription.last_error``: the message of the last bad frame."""
         cdef pfshm_state st
         self._state(&st)
         return text_of(st.error, st.error_len) if st.error_len else None
 
     @property
     def book_state(self):
+        """The publisher's ``Subscription.book_state`` ("fresh", "stale", "needs_refresh", ...)."""
         cdef pfshm_state st
         self._state(&st)
         return _state_name(st.top.book_state, st.book_text, st.book_text_len, _BOOK_STATE_NAMES)
 
     @property
     def feed_state(self):
+        """The publisher's ``Subscription.feed_state`` ("healthy", "degraded", ...)."""
         cdef pfshm_state st
         self._state(&st)
         return _state_name(st.top.feed_state, st.feed_text, st.feed_text_len, _FEED_STATE_NAMES)
 
     @property
     def locally_stale(self):
+        """The publisher's ``Subscription.locally_stale``."""
         cdef pfshm_top t
         self._top(&t)
         return bool(t.flags & PFSHM_LOCALLY_STALE)
 
     @property
     def stale_after_ms(self):
+        """The server's ``stale_after_ms`` for this book, or None."""
         cdef pfshm_state st
         self._state(&st)
         return st.stale_after_ms if st.stale_after_ms >= 0 else None
 
     @property
     def exchange_ts_ms(self):
+        """exchange_ts_ms of the last book frame (None when it had none)."""
         cdef pfshm_state st
         self._state(&st)
         return None if st.exchange_ts_ms == _NO_TS else st.exchange_ts_ms
 
     @property
     def ingest_ts_ms(self):
+        """ingest_ts_ms of the last book frame (None when it had none)."""
         cdef pfshm_state st
         self._state(&st)
         return None if st.ingest_ts_ms == _NO_TS else st.ingest_ts_ms

@@ -3,9 +3,22 @@
 ``parsec_fast.Book`` has exactly the API of the pure-Python ``parsec_fast.reference.Book``; the
 rules (price identity, validation, sequencing, atomicity) are in that module's docstring.
 """
+import sys
 from typing import Any, Literal, Sequence
 
+# NumPy is optional at run time (``parsec_fast[numpy]``; ``bids_array`` raises ImportError
+# without it). A stub is never executed: these imports are for type checkers only.
+from numpy import float64
+from numpy.typing import NDArray
+
 from .rules import DeltaResult
+
+# ``out`` of bids_into / asks_into: any buffer (array.array('d'), memoryview, ...) or a NumPy
+# array, named as well because NumPy's stubs make an array a Buffer only on Python >= 3.12.
+if sys.version_info >= (3, 12):
+    from collections.abc import Buffer
+else:
+    from typing_extensions import Buffer
 
 Side = Literal["bid", "ask"]
 
@@ -85,15 +98,16 @@ class Book:
         """Size at ``price`` on the ask side, 0.0 when absent (BookDataError for a bad price)."""
     def level_count(self, side: Side) -> int:
         """Number of levels on ``side``."""
-    def bids_array(self, n: int | None = None) -> Any:
-        """The best ``n`` bids as a float64 NumPy array of shape (k, 2) (needs NumPy)."""
-    def asks_array(self, n: int | None = None) -> Any:
+    def bids_array(self, n: int | None = None) -> NDArray[float64]:
+        """The best ``n`` bids as a float64 NumPy array of shape (k, 2), k = min(n, levels)
+        (ImportError naming the fix when NumPy is not installed)."""
+    def asks_array(self, n: int | None = None) -> NDArray[float64]:
         """The best ``n`` asks as a float64 NumPy array of shape (k, 2) (needs NumPy)."""
-    def bids_into(self, out: Any) -> int:
+    def bids_into(self, out: Buffer | NDArray[float64]) -> int:
         """Write the best bids as price, size pairs into ``out``, a writable C-contiguous float64
         buffer; returns the number of levels written (min(levels, len(out) // 2)). ValueError
         for a read-only or non-float64 buffer."""
-    def asks_into(self, out: Any) -> int:
+    def asks_into(self, out: Buffer | NDArray[float64]) -> int:
         """As ``bids_into``, for the asks."""
     @property
     def stats(self) -> dict[str, int]:

@@ -4,10 +4,24 @@ One publisher process writes every book of a FeedHandler into ``/dev/shm/NAME`` 
 seqlock, generations, a hash directory, a futex change counter, a heartbeat); any number of
 reader processes map it read-only. ``parsec_fast.shared`` is the public front.
 """
+import sys
 from typing import Any, Final, Iterator
+
+# NumPy is optional at run time (``parsec_fast[numpy]``; ``bids_array`` raises ImportError
+# without it). A stub is never executed: these imports are for type checkers only.
+from numpy import float64
+from numpy.typing import NDArray
 
 from ._feed import BookSink, FeedHandler, Subscription
 from .errors import ParsecError
+from .rules import Side
+
+# ``out`` of bids_into / asks_into: any buffer (array.array('d'), memoryview, ...) or a NumPy
+# array, named as well because NumPy's stubs make an array a Buffer only on Python >= 3.12.
+if sys.version_info >= (3, 12):
+    from collections.abc import Buffer
+else:
+    from typing_extensions import Buffer
 
 #: The region layout version this build writes and reads.
 LAYOUT_VERSION: Final[int]
@@ -118,17 +132,17 @@ class SharedBook:
     def asks(self, n: int | None = None) -> list[tuple[float, float]]:
         """The best ``n`` asks (all published when None) as (price, size), best first; at most
         ``max_levels``. Same cost as ``bids``."""
-    def bids_array(self, n: int | None = None) -> Any:
+    def bids_array(self, n: int | None = None) -> NDArray[float64]:
         """The best ``n`` bids (all published when None) as a float64 NumPy array of shape
         (k, 2), at most ``max_levels`` rows (ImportError naming the fix without NumPy)."""
-    def asks_array(self, n: int | None = None) -> Any:
+    def asks_array(self, n: int | None = None) -> NDArray[float64]:
         """The best ``n`` asks as a float64 NumPy array of shape (k, 2); as ``bids_array``."""
-    def bids_into(self, out: Any) -> int:
+    def bids_into(self, out: Buffer | NDArray[float64]) -> int:
         """Write the best bids as price, size pairs into ``out``, a writable C-contiguous
         float64 buffer (array.array('d'), NumPy array, ...); returns the number of levels
         written (min(published levels, len(out) // 2, max_levels)). ValueError for a read-only
         or non-float64 buffer."""
-    def asks_into(self, out: Any) -> int:
+    def asks_into(self, out: Buffer | NDArray[float64]) -> int:
         """As ``bids_into``, for the asks."""
     def bid_size(self, price: float) -> float:
         """Size at ``price`` on the bid side, 0.0 when absent or beyond the published depth
@@ -136,9 +150,9 @@ class SharedBook:
         where ``Book.bid_size`` is a binary search."""
     def ask_size(self, price: float) -> float:
         """Size at ``price`` on the ask side; as ``bid_size``."""
-    def level_count(self, side: str) -> int:
+    def level_count(self, side: Side) -> int:
         """Levels published on ``side`` (what bids()/asks() return)."""
-    def book_level_count(self, side: str) -> int:
+    def book_level_count(self, side: Side) -> int:
         """Levels the publisher's book has on ``side`` (more than published when truncated)."""
     @property
     def truncated(self) -> bool:
@@ -254,7 +268,7 @@ class SharedRegion:
         """(parsec_id, outcome) of every published book, in slot order (built from ``books()``,
         at the same cost)."""
     def __iter__(self) -> Iterator[SharedBook]: ...
-    def __contains__(self, key: object) -> bool: ...
+    def __contains__(self, key: object, /) -> bool: ...
     def wait(self, last: int | None = None, timeout: float | None = None, *,
              poll: float = 100e-6, linger: float = 0.01, spin: float = 0.0) -> int:
         """Block until ``changes`` differs from ``last``; return it (``last`` on timeout);

@@ -83,6 +83,8 @@ class Connection(Link):
 
     # -- Link hooks ----------------------------------------------------------------------------
     def link_opened(self) -> None:
+        """Start the connection's recording (when the server records) and its auth timer
+        (``auth_timeout``), and register it with the server's registry."""
         if self.context.recorder is not None:
             self.record: ConnectionRecord | None = self.context.recorder.open(self.conn_id)
         loop = asyncio.get_running_loop()
@@ -90,11 +92,15 @@ class Connection(Link):
         self.context.registry.register(self)
 
     def link_closed(self) -> None:
+        """Cancel the auth timer and unregister the connection with every subscription it
+        held."""
         if self._auth_timer is not None:
             self._auth_timer.cancel()
         self.context.registry.unregister(self)
 
     def send_buffer_high(self) -> None:
+        """Past ``soft_buffer_limit``: count a slow-reader event and send ``slow_reader`` for
+        each subscription not already waiting for a resync (PROTOCOL.md §3)."""
         self.slow_reader_events += 1
         for sub in list(self.subs.values()):
             if not sub.awaiting_resync:
@@ -102,6 +108,8 @@ class Connection(Link):
                                "outcome": sub.outcome})
 
     def send_buffer_low(self) -> None:
+        """The buffer drained: clear ``overloaded``, so passing ``hard_buffer_limit`` again
+        counts as a new overload. Withheld subscriptions stay so until the client resyncs."""
         self.overloaded = False
 
     # -- market-data back-pressure ---------------------------------------------------------------

@@ -105,6 +105,9 @@ class Link(WSListener):
 
     # -- picows hooks --------------------------------------------------------------------------------
     def on_ws_connected(self, transport: WSTransport) -> None:
+        """picows: the handshake is done. Keep ``transport``, set the write-buffer limits
+        (high: ``soft_buffer_limit``, low: a quarter of it) and ``so_sndbuf`` if configured,
+        then call :meth:`link_opened`."""
         self.transport = transport
         underlying = transport.underlying_transport
         # pause_writing fires at the soft limit: that is where slow_reader is sent.
@@ -117,6 +120,9 @@ class Link(WSListener):
         self.link_opened()
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
+        """picows: the connection is gone. Cancel the close deadline and the running job,
+        drop the queued messages, set ``writable`` (nobody waits on a dead link), count a close
+        1009 picows sent as ``message_too_big``, then call :meth:`link_closed`."""
         if self._close_timer is not None:
             self._close_timer.cancel()
         if self._task is not None:
@@ -132,6 +138,11 @@ class Link(WSListener):
         self.link_closed()
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        """picows: one frame. A text/binary message goes to :meth:`handle_message`, or is
+        queued behind the running job (past ``max_pending_messages``: aborted, ``backlog``);
+        a ping is answered and a pong counted, both from a rate-limited budget (``ping_flood``);
+        a close is answered and the link closed on time; a fragment is refused. Nothing after
+        an abort."""
         if self.abort_reason is not None:
             return
         msg_type = frame.msg_type
@@ -160,6 +171,9 @@ class Link(WSListener):
                 self.abort("ping_flood")
 
     def pause_writing(self) -> None:
+        """asyncio flow control: the write buffer passed the soft limit. Set ``paused``, clear
+        ``writable`` and, unless blasting, call :meth:`send_buffer_high` from the next loop
+        iteration (if still paused and open then)."""
         self.paused = True
         self.writable.clear()
         if not self.blasting:
@@ -167,6 +181,8 @@ class Link(WSListener):
             asyncio.get_running_loop().call_soon(self._buffer_high)
 
     def resume_writing(self) -> None:
+        """asyncio flow control: the write buffer drained below a quarter of the soft limit.
+        Set ``writable`` and call :meth:`send_buffer_low`."""
         self.paused = False
         self.writable.set()
         self.send_buffer_low()

@@ -27,8 +27,15 @@ class Member(Protocol):
 class Watcher(Protocol):
     """Told which (book, depth) pairs are watched (the simulator computes depth windows)."""
 
-    def watch(self, key: BookKey, depth: int) -> None: ...
-    def unwatch(self, key: BookKey, depth: int) -> None: ...
+    def watch(self, key: BookKey, depth: int) -> None:
+        """A subscription of ``key`` at ``depth`` was indexed: compute that window from now on
+        (counted: each call is undone by one :meth:`unwatch`)."""
+        ...
+
+    def unwatch(self, key: BookKey, depth: int) -> None:
+        """Undo one :meth:`watch` of the same ``key`` and ``depth`` (the subscription was
+        unindexed)."""
+        ...
 
 
 M = TypeVar("M", bound=Member)

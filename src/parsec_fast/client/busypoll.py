@@ -72,6 +72,10 @@ class SpinSelector(selectors.EpollSelector):
     spinning: bool = False
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        """The ready ``(key, events)`` pairs, as ``EpollSelector.select``. While
+        :attr:`spinning` and ``timeout`` is None or > 0, it never sleeps: zero-timeout epoll
+        polls until a descriptor is ready, ``timeout`` has passed or spinning stops (then
+        ``[]``). That keeps one core at 100 % for as long as it spins."""
         if not self.spinning or (timeout is not None and timeout <= 0):
             return super().select(timeout)
         poll = self._selector.poll  # type: ignore[attr-defined]  # the select.epoll

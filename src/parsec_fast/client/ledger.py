@@ -49,8 +49,13 @@ ControlKind = Literal["subscribe", "unsubscribe", "resync"]
 class BookRegistry(Protocol):
     """Where the ledger creates and drops books (the compiled FeedHandler)."""
 
-    def add(self, parsec_id: str, outcome: str) -> Subscription: ...
-    def remove(self, parsec_id: str, outcome: str) -> bool: ...
+    def add(self, parsec_id: str, outcome: str) -> Subscription:
+        """The subscription (and book) of (parsec_id, outcome), created if new."""
+        ...
+
+    def remove(self, parsec_id: str, outcome: str) -> bool:
+        """Drop the subscription and book of (parsec_id, outcome); True if there was one."""
+        ...
 
 
 class _Want:
@@ -85,6 +90,11 @@ def _answers(sub: Subscription) -> int:
 
 @dataclass(slots=True)
 class _SentOp:
+    """One control message as planned: its kind, the books (``keys``) and addresses a refusal
+    of it concerns (none for a coalesced unsubscribe: those books are subscribed again anyway),
+    and ``sent_at``, the planning time (the ``requested_at`` of the books it subscribes or
+    resyncs). The ledger keeps the last 512 sent, to tell what a 3001 or 3002 refused."""
+
     kind: ControlKind
     keys: list[BookKey]
     addresses: list[AddressSelector]

@@ -79,6 +79,8 @@ class Handlers:
             handlers.remove(fn)
 
     def listening(self, event: str) -> bool:
+        """True when ``event`` has at least one handler (the caller skips building a payload
+        nobody receives)."""
         return bool(self.by_event.get(event))
 
     def emit(self, event: str, *args: Any) -> None:

@@ -45,15 +45,40 @@ def import_nats() -> Any:
 class RequestHandler(Protocol):
     """What the control service asks of the relay."""
 
-    def on_auth(self, consumer: str, inbox: str, reply: str, frame: dict[str, Any]) -> None: ...
+    def on_auth(self, consumer: str, inbox: str, reply: str, frame: dict[str, Any]) -> None:
+        """A consumer's ``auth`` / ``auth_terminal`` ``frame``; answer on ``reply`` (the
+        request's reply subject, else ``inbox``). Not rate limited."""
+        ...
+
     def on_subscribe(self, consumer: str, inbox: str, selectors: list[MarketSelector],
-                     addresses: bool) -> None: ...
-    def on_unsubscribe(self, consumer: str, selectors: list[MarketSelector]) -> None: ...
-    def on_resync(self, consumer: str, inbox: str, selector: MarketSelector) -> None: ...
-    def on_lease(self, consumer: str, inbox: str, selectors: list[MarketSelector]) -> None: ...
-    def on_bye(self, consumer: str) -> None: ...
+                     addresses: bool) -> None:
+        """A consumer's ``subscribe`` of ``selectors`` (checked, defaults filled in);
+        ``addresses`` is True when the frame also named wallet addresses. Answer on
+        ``inbox``."""
+        ...
+
+    def on_unsubscribe(self, consumer: str, selectors: list[MarketSelector]) -> None:
+        """A consumer's ``unsubscribe`` of ``selectors`` (nothing is answered)."""
+        ...
+
+    def on_resync(self, consumer: str, inbox: str, selector: MarketSelector) -> None:
+        """A consumer's ``resync`` of one market; answer on ``inbox``."""
+        ...
+
+    def on_lease(self, consumer: str, inbox: str, selectors: list[MarketSelector]) -> None:
+        """A consumer's lease renewal, with its whole want list. Not rate limited."""
+        ...
+
+    def on_bye(self, consumer: str) -> None:
+        """A consumer said it is leaving (its rate limiter is already dropped)."""
+        ...
+
     def send_error(self, inbox: str, code: int, message: str,
-                   selector: MarketSelector | None = None) -> None: ...
+                   selector: MarketSelector | None = None) -> None:
+        """Answer a request on ``inbox`` with a Parsec ``error`` frame (``code``, ``message``),
+        scoped to ``selector``'s market when given; the service sends 2001 for a bad request
+        and 3001 past the consumer's rate."""
+        ...
 
 
 def _selectors(items: object) -> list[MarketSelector]:

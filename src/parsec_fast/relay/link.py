@@ -124,10 +124,15 @@ class NatsLink(asyncio.Protocol):
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """asyncio: keep ``transport`` and set its write high-water mark to 8 MiB."""
         self._transport = transport  # type: ignore[assignment]
         transport.set_write_buffer_limits(high=8 * 1024 * 1024)  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
+        """asyncio: one socket read, parsed by the reader (fast messages go to its feed
+        handler in C), the rest handled in order; a protocol error, an ``-ERR`` (but a
+        permissions violation) or a raising callback fails the link. Then ``after_read()``,
+        unless the link was closed."""
         if self._closed:
             return
         try:
@@ -175,6 +180,8 @@ class NatsLink(asyncio.Protocol):
                 pass
 
     def connection_lost(self, exc: Exception | None) -> None:
+        """asyncio: the connection ended. Record why (unless closed by us), fail pending
+        pings and the INFO wait, wake :meth:`drain` and call ``on_lost(error)`` once."""
         if self.error is None and not self._closed:
             self.error = LinkError("the NATS server closed the connection"
                                    + (f": {exc}" if exc else ""))
@@ -193,9 +200,12 @@ class NatsLink(asyncio.Protocol):
             callback(self.error)
 
     def pause_writing(self) -> None:
+        """asyncio flow control: the write buffer passed its high-water mark; :meth:`drain`
+        waits from now on."""
         self._can_write.clear()
 
     def resume_writing(self) -> None:
+        """asyncio flow control: the write buffer drained; :meth:`drain` returns again."""
         self._can_write.set()
 
     # -- operations ---------------------------------------------------------------------------

@@ -22,6 +22,9 @@ class RelaySession(Session):
         self._relay_tap = relay_tap
 
     def set_tap(self, tap: FrameTap | None) -> None:
+        """Like ``Session.set_tap`` (from the next connection on), but the relay's tap always
+        sees each message first: ``tap`` is chained after it (with None, only the relay's tap
+        remains)."""
         relay_tap = self._relay_tap
         if tap is None:
             super().set_tap(relay_tap)

@@ -1,7 +1,9 @@
 """The public API as a type checker sees it: a user-style script passes ``mypy --strict`` and
 pyright clean, and the mistakes in ``typing/user_bad.py`` (a misspelt attribute of a Book and of
 an event, a misspelt event kind, an attribute the narrowed event lacks) are each caught, on
-exactly the lines marked "expect-error" there, by both checkers."""
+exactly the lines marked "expect-error" there, by both checkers. ``pyright --verifytypes``
+finds the package, as imported here (the checkout's ``src/`` or the installed one), 100 % type
+complete and every public function and class documented."""
 from __future__ import annotations
 
 import json
@@ -9,8 +11,11 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+import parsec_fast
 
 HERE = Path(__file__).parent / "typing"
 GOOD = HERE / "user_good.py"
@@ -62,3 +67,38 @@ def test_user_script_passes_pyright() -> None:
 def test_pyright_catches_each_mistake() -> None:
     lines, out = _pyright(BAD)
     assert lines == _expected_lines(), out
+
+
+def _verifytypes() -> dict[str, Any]:
+    # From tests/typing, with this interpreter's search paths: pyright resolves parsec_fast as
+    # Python does here (the editable install's src/, or site-packages in the installed run).
+    proc = subprocess.run([sys.executable, "-m", "pyright", "--verifytypes", "parsec_fast",
+                           "--ignoreexternal", "--outputjson", "--pythonpath", sys.executable],
+                          capture_output=True, text=True, cwd=HERE)
+    try:
+        report: dict[str, Any] = json.loads(proc.stdout)
+    except ValueError:
+        pytest.fail(f"pyright did not run: {proc.stdout[-2000:]} {proc.stderr[-2000:]}")
+    if "typeCompleteness" not in report:
+        pytest.fail(f"pyright --verifytypes gave no report: {proc.stdout[-4000:]}")
+    return report
+
+
+def test_public_api_is_typed_and_documented() -> None:
+    report = _verifytypes()
+    completeness = report["typeCompleteness"]
+    checked = Path(completeness["packageRootDirectory"]).resolve()
+    assert checked == Path(parsec_fast.__file__).resolve().parent, \
+        f"pyright checked {checked}, not the parsec_fast imported here ({parsec_fast.__file__})"
+    symbols = completeness["symbols"]
+    untyped = [f"{s['name']}: {'; '.join(d['message'] for d in s['diagnostics'])}"
+               for s in symbols if not s["isTypeKnown"] or s["isTypeAmbiguous"]]
+    assert completeness["completenessScore"] == 1.0, "\n".join(untyped)
+    undocumented = [d["message"] for s in symbols for d in s["diagnostics"]
+                    if "No docstring" in d["message"]]
+    assert not undocumented, "\n".join(undocumented)
+    assert completeness["missingFunctionDocStringCount"] == 0
+    assert completeness["missingClassDocStringCount"] == 0
+    # a stub default written as "..." hides the real default from users
+    assert completeness["missingDefaultParamCount"] == 0, "\n".join(
+        d["message"] for s in symbols for d in s["diagnostics"] if "default" in d["message"])

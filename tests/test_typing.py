@@ -7,7 +7,9 @@ complete and every public function and class documented."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -69,12 +71,19 @@ def test_pyright_catches_each_mistake() -> None:
     assert lines == _expected_lines(), out
 
 
-def _verifytypes() -> dict[str, Any]:
-    # From tests/typing, with this interpreter's search paths: pyright resolves parsec_fast as
-    # Python does here (the editable install's src/, or site-packages in the installed run).
+def _verifytypes(bin_dir: Path) -> dict[str, Any]:
+    # pyright resolves parsec_fast with an interpreter's search paths, and must use this one's
+    # (the editable install's src/ in the checkout, site-packages in the installed run). With
+    # --verifytypes it ignores --pythonpath (pyright 1.1.414) and runs "python3" (else
+    # "python") from PATH, which in CI is not the venv under test: put this interpreter first.
+    for name in ("python3", "python"):
+        wrapper = bin_dir / name
+        wrapper.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n')
+        wrapper.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     proc = subprocess.run([sys.executable, "-m", "pyright", "--verifytypes", "parsec_fast",
                            "--ignoreexternal", "--outputjson", "--pythonpath", sys.executable],
-                          capture_output=True, text=True, cwd=HERE)
+                          capture_output=True, text=True, cwd=HERE, env=env)
     try:
         report: dict[str, Any] = json.loads(proc.stdout)
     except ValueError:
@@ -84,8 +93,8 @@ def _verifytypes() -> dict[str, Any]:
     return report
 
 
-def test_public_api_is_typed_and_documented() -> None:
-    report = _verifytypes()
+def test_public_api_is_typed_and_documented(tmp_path: Path) -> None:
+    report = _verifytypes(tmp_path)
     completeness = report["typeCompleteness"]
     checked = Path(completeness["packageRootDirectory"]).resolve()
     assert checked == Path(parsec_fast.__file__).resolve().parent, \

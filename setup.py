@@ -18,12 +18,17 @@ Environment:
 * ``PARSEC_FAST_DEBUG=1`` builds with bounds/wraparound checks, line tracing and ``-O0 -g3``,
   e.g. for coverage or gdb (README, "Development").
 * ``PARSEC_FAST_SANITIZE=address`` adds ``-fsanitize=address`` (and ``-g``).
+
+The core's Cython API (``CIMPORT_API``: its ``.pxd`` files and the C header they include) is
+installed in the package too, so that users' Cython code can ``from parsec_fast._book cimport
+Book``: ``build_py`` copies it from src/_core/parsec_fast/ into the built package.
 """
 import os
 import sys
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext as _build_ext
+from setuptools.command.build_py import build_py as _build_py
 
 DEBUG = os.environ.get("PARSEC_FAST_DEBUG", "") not in ("", "0")
 SANITIZE = os.environ.get("PARSEC_FAST_SANITIZE", "")  # e.g. "address"
@@ -40,6 +45,13 @@ PKG_DIR = f"{CORE_DIR}/parsec_fast"
 #: matches the .pyx files in src/_core/parsec_fast/.
 CORE_MODULES = ("_book", "_feed", "_histogram", "_levels", "_listener", "_natsfeed", "_orderbook",
                 "_relayscan", "_scan", "_shm")
+
+#: The C-level API installed in the package beside the compiled modules, for users' Cython code
+#: (README, "Development"): every .pxd of src/_core/parsec_fast/ and the C headers they
+#: `cdef extern from` (_shm.pxd: _shm_c.h; parsec_fast.get_include() is their directory).
+#: tests/test_packaging.py checks that it matches the .pxd files and their headers.
+CIMPORT_API = ("_book.pxd", "_feed.pxd", "_histogram.pxd", "_levels.pxd", "_scan.pxd", "_shm.pxd",
+               "_shm_c.h")
 
 CYTHON_REQUIREMENT = "Cython>=3.0.10"  # keep in step with [build-system] in pyproject.toml
 
@@ -138,6 +150,29 @@ class build_ext(_build_ext):
         super().run()
 
 
+class build_py(_build_py):
+    """Also copy CIMPORT_API from src/_core/parsec_fast/ into the built package (the wheel).
+
+    Not in an editable install, which builds no package: parsec_fast.get_include() then names
+    src/_core/parsec_fast/ itself.
+    """
+
+    def run(self):
+        super().run()
+        if self.editable_mode:
+            return
+        target = os.path.join(self.build_lib, "parsec_fast")
+        self.mkpath(target)
+        for name in CIMPORT_API:
+            self.copy_file(os.path.join(PKG_DIR, name), os.path.join(target, name))
+
+    def get_outputs(self, include_bytecode=True):
+        outputs = super().get_outputs(include_bytecode)
+        if not self.editable_mode:
+            outputs += [os.path.join(self.build_lib, "parsec_fast", name) for name in CIMPORT_API]
+        return outputs
+
+
 for _path in unlisted_sources():
     print(f"parsec_fast: warning: {_path} is not in CORE_MODULES (setup.py) and is not built",
           file=sys.stderr)
@@ -154,4 +189,4 @@ extensions = [
     for name, path in core_sources(selected_modules()).items()
 ]
 
-setup(ext_modules=extensions, cmdclass={"build_ext": build_ext})
+setup(ext_modules=extensions, cmdclass={"build_ext": build_ext, "build_py": build_py})

@@ -1,10 +1,14 @@
-"""Packaging: what a PyPI user gets from the sdist, and setup.py's refusal to build without a core
-source.
+"""Packaging: what a PyPI user gets from the sdist and the wheel, and setup.py's refusal to build
+without a core source.
 
 * The sdist (``python -m build --sdist --no-isolation``, from a copy of this checkout) carries
   every ``.pyx``, ``.pxd`` and ``.h`` of ``src/_core/parsec_fast/``, every ``.pyi``,
   ``py.typed``, LICENSE, README and the tests, and no generated ``.c`` / ``.html`` / ``.so``
   nor a hidden file (a test run's caches).
+* The wheel built from that sdist (as pip builds it; only ``_book`` compiled, to be quick)
+  carries the core's Cython API in the package, ``CIMPORT_API`` of setup.py (every ``.pxd`` and
+  the header they include; tests/test_cimport_api.py compiles against it), the stubs and
+  ``py.typed``, and no generated ``.c``. ``CIMPORT_API`` names exactly those files.
 * ``CORE_MODULES`` in setup.py names exactly the ``.pyx`` files there (a module left out would
   silently not be built).
 * setup.py raises ``MissingCoreSourceError`` naming the file when a listed ``.pyx`` is missing,
@@ -12,7 +16,8 @@ source.
 
 All of it needs the source checkout and is skipped without one (the run against an installed
 package from outside the tree, ``.ci/run``'s second run and cibuildwheel's). The sdist check
-also needs ``build`` and ``setuptools>=77`` (both in the ``test`` extra). About 5 s.
+also needs ``build`` and ``setuptools>=77``, the wheel check Cython too (all in the ``test``
+extra). About 15 s.
 """
 from __future__ import annotations
 
@@ -22,7 +27,9 @@ import os
 import shutil
 import subprocess
 import sys
+import re
 import tarfile
+import zipfile
 from importlib.metadata import version
 from pathlib import Path
 
@@ -42,14 +49,22 @@ _IGNORE = shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycac
                                  ".hypothesis", ".pytest_cache", ".benchmarks", "out")
 
 
-def _core_modules() -> tuple[str, ...]:
-    """CORE_MODULES as written in setup.py (read, not executed: running setup.py builds)."""
+def _setup_constant(name: str) -> tuple[str, ...]:
+    """A tuple constant as written in setup.py (read, not executed: running setup.py builds)."""
     tree = ast.parse((REPO / "setup.py").read_text())
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(
-                isinstance(t, ast.Name) and t.id == "CORE_MODULES" for t in node.targets):
+                isinstance(t, ast.Name) and t.id == name for t in node.targets):
             return tuple(ast.literal_eval(node.value))
-    raise AssertionError("setup.py has no CORE_MODULES = (...) assignment")
+    raise AssertionError(f"setup.py has no {name} = (...) assignment")
+
+
+def _core_modules() -> tuple[str, ...]:
+    return _setup_constant("CORE_MODULES")
+
+
+def _cimport_api() -> tuple[str, ...]:
+    return _setup_constant("CIMPORT_API")
 
 
 def _major(dist: str) -> int:
@@ -57,8 +72,8 @@ def _major(dist: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def sdist_names(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
-    """Member names of a freshly built sdist, relative to its top directory."""
+def sdist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A freshly built sdist."""
     if importlib.util.find_spec("build") is None:
         pytest.skip("the 'build' package is not installed (pip install -e '.[test]')")
     if _major("setuptools") < 77:
@@ -83,12 +98,41 @@ def sdist_names(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
          "--outdir", str(out), str(tree)],
         cwd=tree, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    (sdist,) = out.glob("parsec_fast-*.tar.gz")
+    (built,) = out.glob("parsec_fast-*.tar.gz")
+    return built
+
+
+@pytest.fixture(scope="module")
+def sdist_names(sdist: Path) -> set[str]:
+    """Member names of the sdist, relative to its top directory."""
     with tarfile.open(sdist) as tar:
         names = tar.getnames()
     top = names[0].split("/")[0]
     assert all(n == top or n.startswith(top + "/") for n in names), names
     return {n[len(top) + 1:] for n in names if n != top}
+
+
+@pytest.fixture(scope="module")
+def wheel_names(sdist: Path, tmp_path_factory: pytest.TempPathFactory) -> set[str]:
+    """Member names of a wheel built from the unpacked sdist, as pip builds one from it."""
+    if importlib.util.find_spec("Cython") is None:
+        pytest.skip("Cython is not installed (pip install -e '.[test]'); the wheel is built "
+                    "without isolation")
+    tmp = tmp_path_factory.mktemp("wheel")
+    with tarfile.open(sdist) as tar:
+        tar.extractall(tmp / "unpacked", filter="data")
+    (tree,) = (tmp / "unpacked").iterdir()
+    out = tmp / "dist"
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PARSEC_FAST_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--skip-dependency-check",
+         "--outdir", str(out), str(tree)],
+        cwd=tree, env={**environ, "PARSEC_FAST_ONLY": "_book"}, capture_output=True, text=True,
+        timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (wheel,) = out.glob("parsec_fast-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        return set(zf.namelist())
 
 
 def test_sdist_carries_every_core_source(sdist_names: set[str]) -> None:
@@ -113,6 +157,32 @@ def test_sdist_has_no_generated_files(sdist_names: set[str]) -> None:
     hidden = sorted(n for n in sdist_names if any(p.startswith(".") for p in n.split("/")))
     assert hidden == []  # caches (.mypy_cache, .pytest_cache, .hypothesis), .coverage, ...
     assert not any(n.startswith("bench/") for n in sdist_names)
+
+
+def test_wheel_carries_the_cimport_api(wheel_names: set[str]) -> None:
+    expected = {f"parsec_fast/{name}" for name in _cimport_api()}
+    assert expected - wheel_names == set()
+    assert {n for n in wheel_names if n.endswith((".pxd", ".h"))} == expected
+    assert any(n.startswith("parsec_fast/_book.") and n.endswith(".so") for n in wheel_names)
+
+
+def test_wheel_carries_stubs_and_no_generated_sources(wheel_names: set[str]) -> None:
+    expected = {f"parsec_fast/{p.relative_to(PKG)}" for p in PKG.rglob("*.pyi")}
+    assert (expected | {"parsec_fast/py.typed"}) - wheel_names == set()
+    assert sorted(n for n in wheel_names if n.endswith((".c", ".pyx", ".html"))) == []
+    assert not any(n.startswith(("_core/", "src/", "tests/")) for n in wheel_names)
+
+
+def test_cimport_api_is_every_pxd_and_the_headers_they_include() -> None:
+    pxds = sorted(p.name for p in CORE.glob("*.pxd"))
+    headers = sorted({header for pxd in pxds
+                      for header in re.findall(r'^cdef extern from "([^"]+)"',
+                                               (CORE / pxd).read_text(), re.M)
+                      if (CORE / header).is_file()})  # not the system's (<Python.h>, ...)
+    assert pxds and headers
+    assert sorted(_cimport_api()) == sorted(pxds + headers), (
+        "CIMPORT_API in setup.py must list every src/_core/parsec_fast/*.pxd and the headers of "
+        "that directory they `cdef extern from` (and only those)")
 
 
 def test_core_modules_match_the_pyx_files() -> None:

@@ -264,13 +264,13 @@ class Book:
         """The best ``n`` asks as a float64 NumPy array of shape (k, 2)."""
         return self._array(1, n, "asks_array")
 
-    def bids_into(self, out: Buffer) -> int:
+    def bids_into(self, out: Buffer | NDArray[float64]) -> int:
         """Write the best bids as price, size pairs into ``out``, a writable C-contiguous float64
         buffer (array.array('d'), NumPy array, ...); returns the number of levels written
         (min(levels, len(out) // 2))."""
         return self._into(0, out)
 
-    def asks_into(self, out: Buffer) -> int:
+    def asks_into(self, out: Buffer | NDArray[float64]) -> int:
         """As :meth:`bids_into`, for the asks."""
         return self._into(1, out)
 
@@ -318,7 +318,7 @@ class Book:
         levels = self._sides[index].levels(rules.level_count(n))
         return np.array(levels, dtype=np.float64).reshape(len(levels), 2)
 
-    def _into(self, index: int, out: Buffer) -> int:
+    def _into(self, index: int, out: Buffer | NDArray[float64]) -> int:
         view = rules.float64_buffer(out)
         if view.nbytes < 16:
             return 0  # (also: memoryview cannot cast a view with a zero in its shape)

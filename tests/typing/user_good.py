@@ -23,6 +23,10 @@ def describe(event: Event) -> str:
     return event.kind
 
 
+def book_into(out: NDArray[np.float64]) -> int:
+    return Book("kalshi:KXBTC", "Yes").asks_into(out)
+
+
 async def main() -> None:
     config = ClientConfig(heartbeat_interval=1.0, max_message_size=1 << 20)
     async with Client("ws://127.0.0.1:8765/ws", api_key="demo", config=config) as client:
@@ -46,3 +50,5 @@ async def main() -> None:
     ref = ReferenceBook("kalshi:KXBTC", "Yes")
     ref.apply_snapshot([[0.4, 1.0]], [[0.6, 2.0]], seq=1)
     assert ref.apply_delta([{"side": "bid", "price": 0.41, "size": 1.0}], 2) is DeltaResult.APPLIED
+    out = np.zeros((10, 2))  # the zero-copy reads take a NumPy array (Python 3.11 included)
+    written: int = ref.bids_into(out) + book_into(out)

@@ -101,6 +101,11 @@ cdef class Book:
                                const RawLevel* asks, Py_ssize_t n_asks) noexcept nogil
 
 
+# ``out`` of bids_into / asks_into acquired as a writable C-contiguous float64 buffer (its data;
+# the caller releases ``buf``), or the reference book's exception: Book's and SharedBook's.
+cdef double* float64_out(object out, Py_buffer* buf) except NULL
+
+
 cdef inline const Level* side_view(Book book, int s, Py_ssize_t* n) noexcept nogil:
     """Side ``s``'s levels in place, best first, and their count in ``n[0]``: a read-only view
     for the other core modules, valid until the book next changes (copy_side copies instead).

@@ -195,6 +195,27 @@ cdef inline Py_ssize_t count_arg(object n, Py_ssize_t available) except -2:
     return <Py_ssize_t>count if count < available else available
 
 
+cdef double* float64_out(object out, Py_buffer* buf) except NULL:
+    """``out`` of ``bids_into`` / ``asks_into`` (``Book``'s and ``SharedBook``'s) acquired into
+    ``buf`` as a writable C-contiguous float64 buffer: its data, which the caller fills and then
+    releases (``PyBuffer_Release(buf)``). Otherwise nothing is held and the rule book's check
+    (``rules.float64_buffer``) raises, so the exceptions and messages are the reference book's."""
+    cdef bytes fmt
+    try:
+        PyObject_GetBuffer(out, buf, PyBUF_WRITABLE | PyBUF_FORMAT | PyBUF_C_CONTIGUOUS)
+    except Exception:
+        rules.float64_buffer(out)
+        raise
+    fmt = buf.format if buf.format != NULL else b"B"
+    if buf.itemsize != 8 or fmt not in (b"d", b"@d", b"=d", b"<d" if _LITTLE_ENDIAN else b">d"):
+        try:
+            rules.float64_buffer(out)
+            raise ValueError(f"out: expected a C-contiguous float64 buffer, got format {fmt.decode()!r}")
+        finally:
+            PyBuffer_Release(buf)
+    return <double*>buf.buf
+
+
 # Error path: mark the book rejected, then let the rule book's validators produce the exact
 # message; if they disagree with the C checks (a bug), still raise rather than accept the data.
 cdef object _raise_changes(Book book, object changes):
@@ -702,23 +723,11 @@ cdef class Book:
         cdef Py_buffer buf
         cdef SideLevels* side = &self._sides[s]
         cdef Py_ssize_t count, i
-        cdef double* dst
-        cdef bytes fmt
+        cdef double* dst = float64_out(out, &buf)
         try:
-            PyObject_GetBuffer(out, &buf, PyBUF_WRITABLE | PyBUF_FORMAT | PyBUF_C_CONTIGUOUS)
-        except Exception:
-            # Error path: the rule book's check raises the same exception and message.
-            rules.float64_buffer(out)
-            raise
-        try:
-            fmt = buf.format if buf.format != NULL else b"B"
-            if buf.itemsize != 8 or fmt not in (b"d", b"@d", b"=d", b"<d" if _LITTLE_ENDIAN else b">d"):
-                rules.float64_buffer(out)
-                raise ValueError(f"out: expected a C-contiguous float64 buffer, got format {fmt.decode()!r}")
             count = (buf.len // 8) // 2
             if count > side.n:
                 count = side.n
-            dst = <double*>buf.buf
             for i in range(count):
                 dst[2 * i] = key_price(side.levels[i].key)
                 dst[2 * i + 1] = side.levels[i].size

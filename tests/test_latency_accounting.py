@@ -11,13 +11,31 @@ from typing import Any
 import pytest
 
 from client_helpers import make_client, selectors, server_config, wait_for
-from parsec_fast.events import BookUpdated
+from parsec_fast.events import BookUpdated, new_book_updated
 from parsec_fast.server import LocalServer
 
 pytestmark = pytest.mark.timeout(40)
 
 
 # -- the client ----------------------------------------------------------------------------------
+
+def test_the_receive_paths_book_updated_is_the_dataclass_itself() -> None:
+    # new_book_updated writes the slots directly (faster than the frozen __init__): the object
+    # must be indistinguishable from BookUpdated(...), frozen included.
+    import dataclasses
+    import pickle
+
+    fast = new_book_updated("kalshi:KX", "Yes", 7, 123)
+    slow = BookUpdated("kalshi:KX", "Yes", 7, 123)
+    assert type(fast) is BookUpdated and fast.kind == "book_updated"
+    assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
+    assert dataclasses.astuple(fast) == ("kalshi:KX", "Yes", 7, 123)
+    assert pickle.loads(pickle.dumps(fast)) == slow
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.seq = 8  # type: ignore[misc]
+    assert [f.name for f in dataclasses.fields(BookUpdated)] == ["parsec_id", "outcome", "seq",
+                                                                 "read_ns"]
+
 
 async def test_book_updated_carries_the_read_time() -> None:
     async with LocalServer(server_config(markets=4, rate=2000.0)) as srv:

@@ -34,6 +34,7 @@ kind                    event
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, Union, get_args
 
@@ -45,7 +46,7 @@ __all__ = ["Event", "EventKind", "ClientEvent", "BookUpdated", "BookInvalid", "B
            "BookStateChanged", "Connected", "Disconnected", "Reconnecting", "SubscriptionFailed",
            "ProtocolErrorEvent", "EventsDropped", "Trade", "Fill", "WalletActivity", "Heartbeat",
            "SlowReader", "ErrorMessage", "AuthError", "UnknownMessage", "EVENT_KINDS",
-           "DROPPABLE_KINDS"]
+           "DROPPABLE_KINDS", "new_book_updated"]
 
 
 class ClientEvent:
@@ -71,6 +72,27 @@ class BookUpdated(ClientEvent):
     outcome: str
     seq: int
     read_ns: int = 0
+
+
+# The receive path's constructor of BookUpdated (one per book per read batch): a frozen
+# dataclass's __init__ sets each field through object.__setattr__; writing the slots through
+# their descriptors builds the same object in about half the time (~0.35 instead of ~0.7 µs).
+_new_object = object.__new__
+_SET_PARSEC_ID: Callable[[BookUpdated, str], None] = vars(BookUpdated)["parsec_id"].__set__
+_SET_OUTCOME: Callable[[BookUpdated, str], None] = vars(BookUpdated)["outcome"].__set__
+_SET_SEQ: Callable[[BookUpdated, int], None] = vars(BookUpdated)["seq"].__set__
+_SET_READ_NS: Callable[[BookUpdated, int], None] = vars(BookUpdated)["read_ns"].__set__
+
+
+def new_book_updated(parsec_id: str, outcome: str, seq: int, read_ns: int) -> BookUpdated:
+    """``BookUpdated(parsec_id, outcome, seq, read_ns)``, built faster: the same frozen object
+    (equal, hashed, compared and printed alike), for the client's receive path."""
+    event = _new_object(BookUpdated)
+    _SET_PARSEC_ID(event, parsec_id)
+    _SET_OUTCOME(event, outcome)
+    _SET_SEQ(event, seq)
+    _SET_READ_NS(event, read_ns)
+    return event
 
 
 @dataclass(frozen=True, slots=True)

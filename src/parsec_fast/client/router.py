@@ -19,7 +19,8 @@ from .._feed import FeedHandler, Subscription
 from .._histogram import LatencyHistogram
 from ..codes import ErrorCode
 from ..errors import AuthenticationError, ProtocolError
-from ..events import BookInvalid, BookRecovered, BookStateChanged, BookUpdated, ProtocolErrorEvent
+from ..events import (BookInvalid, BookRecovered, BookStateChanged, ProtocolErrorEvent,
+                      new_book_updated)
 from ..selectors import AddressSelector
 from .bus import EventBus
 from .ledger import SubscriptionLedger
@@ -58,8 +59,8 @@ class Router:
         if "book_updated" in self._bus.listening:
             # the batch's read time, kept by the feed handler per book (no work per delta)
             read_ns = sub.last_frame_ns
-            event = BookUpdated(sub.parsec_id, sub.outcome, sub.book.seq,  # type: ignore[arg-type]
-                                read_ns)
+            seq: int = sub.book.seq  # type: ignore[assignment]  # valid: it was just applied
+            event = new_book_updated(sub.parsec_id, sub.outcome, seq, read_ns)
             self.callback_latency.record_since(read_ns)
             self._bus.emit("book_updated", event)
 

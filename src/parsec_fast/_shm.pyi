@@ -278,4 +278,7 @@ class SharedRegion:
 
 def _hammer(pub: Publisher, sub: Subscription, n: int, levels: int, seq0: int = 1,
             gap: int = 0) -> int: ...
-def _existing_owner(path: str) -> str | None: ...
+def region_owner(path: str) -> str | None:
+    """None when the region at ``path`` may be replaced (no file, or its owner is gone: closed,
+    pid gone, heartbeat older than its bound), else why not ("held by a live publisher ...", or
+    "not ..." for a file that is not a region of this layout version)."""

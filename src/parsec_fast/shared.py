@@ -48,7 +48,8 @@ from typing import TYPE_CHECKING, Any
 
 from ._feed import FeedHandler
 from ._shm import (LAYOUT_VERSION, SHM_DIR, BookBusyError, BookGoneError, LayoutMismatchError,
-                   Publisher, PublisherGoneError, SharedBook, SharedMemoryError, SharedRegion)
+                   Publisher, PublisherGoneError, SharedBook, SharedMemoryError, SharedRegion,
+                   region_owner)
 
 if TYPE_CHECKING:
     from .client import Client
@@ -114,10 +115,8 @@ def unlink(name: str) -> bool:
     """Remove the region file ``name`` left by a publisher that was killed (a live or cleanly
     closed publisher needs none of this). Refuses (``FileExistsError``) while its publisher is
     live. True if a file was removed. Processes that mapped it keep their mapping."""
-    from ._shm import _existing_owner
-
     path = SHM_DIR + name
-    verdict = _existing_owner(path)
+    verdict = region_owner(path)
     if verdict is not None and verdict.startswith("held by"):
         raise FileExistsError(f"shared book region {name!r} is {verdict}")
     try:

@@ -110,7 +110,8 @@ cdef extern from "_shm_c.h":
     size_t READER_PAGE_SIZE "sizeof(pfshm_reader_page)"
 
 __all__ = ["Publisher", "SharedRegion", "SharedBook", "SharedMemoryError", "LayoutMismatchError",
-           "BookGoneError", "BookBusyError", "PublisherGoneError", "LAYOUT_VERSION", "SHM_DIR"]
+           "BookGoneError", "BookBusyError", "PublisherGoneError", "LAYOUT_VERSION", "SHM_DIR",
+           "region_owner"]
 
 #: The region layout this build writes and reads.
 LAYOUT_VERSION = PFSHM_VERSION
@@ -375,7 +376,7 @@ cdef class Publisher(BookSink):
                 os.link(tmp, self.path)
                 break
             except FileExistsError:
-                verdict = _existing_owner(self.path)
+                verdict = region_owner(self.path)
                 if verdict is not None and not (replace and verdict.startswith("not ")):
                     raise FileExistsError(f"shared book region {self.name!r} ({self.path}) "
                                           f"exists: {verdict}") from None
@@ -747,8 +748,11 @@ cdef void _unlink_if_ours(const char* path, uint64_t dev, uint64_t ino) noexcept
         pass
 
 
-def _existing_owner(str path):
-    """None when the region at ``path`` may be replaced (its owner is gone), else why not."""
+def region_owner(str path):
+    """None when the region at ``path`` may be replaced (no file there, or its owner is gone:
+    closed, pid gone, heartbeat older than its own bound), else why not: "held by a live
+    publisher (...)", or "not ..." for a file that is not a region of this layout version.
+    ``Publisher`` asks before taking a name, ``parsec_fast.shared.unlink`` before removing one."""
     cdef const pfshm_header* h
     cdef int64_t age
     try:

@@ -153,6 +153,11 @@ class EventBus:
         self.default_maxsize: int = default_maxsize
         self._callbacks: dict[str, list[Callback[Event]]] = {}
         self._streams: set[EventStream[Any]] = set()
+        #: What emit() walks, rebuilt by _update() on every change (so emit copies nothing and
+        #: a callback that adds or removes one affects the next event, not this one): per kind,
+        #: its callbacks then the "*" ones; the open streams.
+        self._dispatch: dict[str, tuple[Callback[Event], ...]] = {}
+        self._open_streams: tuple[EventStream[Any], ...] = ()
         self._tasks: set[asyncio.Task[object]] = set()
         self._closed = False
         #: The kinds someone listens to now: the receive path checks this before it builds an
@@ -209,25 +214,25 @@ class EventBus:
         for stream in self._streams:
             kinds |= EVENT_KINDS if stream.kinds is None else stream.kinds
         self.listening = frozenset(kinds)
+        every = tuple(self._callbacks.get("*", ()))
+        self._dispatch = {kind: tuple(self._callbacks.get(kind, ())) + every for kind in kinds}
+        self._open_streams = tuple(self._streams)
 
     def emit(self, kind: str, event: Event) -> None:
         """Deliver ``event`` to the callbacks of ``kind`` and ``"*"``, then to the streams."""
         if kind not in self.listening:
             return
-        for callbacks in (self._callbacks.get(kind), self._callbacks.get("*")):
-            if not callbacks:
-                continue
-            for callback in list(callbacks):
-                try:
-                    result = callback(event)
-                    # (most callbacks return None: skip the awaitable check, ~0.16 µs an event)
-                    if result is not None and inspect.isawaitable(result):
-                        task: asyncio.Task[object] = asyncio.ensure_future(result)
-                        self._tasks.add(task)
-                        task.add_done_callback(self._task_done)
-                except Exception:
-                    self._callback_failed(kind)
-        for stream in self._streams:
+        for callback in self._dispatch[kind]:
+            try:
+                result = callback(event)
+                # (most callbacks return None: skip the awaitable check, ~0.16 µs an event)
+                if result is not None and inspect.isawaitable(result):
+                    task: asyncio.Task[object] = asyncio.ensure_future(result)
+                    self._tasks.add(task)
+                    task.add_done_callback(self._task_done)
+            except Exception:
+                self._callback_failed(kind)
+        for stream in self._open_streams:
             if not stream.put(kind, event):
                 self.events_dropped += 1
 

@@ -22,7 +22,8 @@ import pytest
 
 from client_helpers import make_client, selectors, server_config, settle_and_check
 from parsec_fast import FeedHandler
-from parsec_fast._shm import SHM_DIR, _hammer
+from parsec_fast._shm import SHM_DIR
+from parsec_fast._shm_writer import _hammer
 from parsec_fast.server import LocalServer
 from parsec_fast.shared import PublisherGoneError, attach, publish, unlink
 from shared_helpers import Proc, dump_sub, unique_name
@@ -137,7 +138,7 @@ def test_no_torn_read_under_a_hammering_writer() -> None:
 HAMMER = r"""
 import sys, time
 from parsec_fast import FeedHandler
-from parsec_fast._shm import _hammer
+from parsec_fast._shm_writer import _hammer
 from parsec_fast.shared import publish
 fh = FeedHandler()
 sub = fh.add("polymarket:572473", "Yes")

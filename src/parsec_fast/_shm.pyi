@@ -12,7 +12,7 @@ from typing import Any, Final, Iterator
 from numpy import float64
 from numpy.typing import NDArray
 
-from ._feed import BookSink, FeedHandler, Subscription
+from ._shm_writer import Publisher as Publisher
 from .errors import ParsecError
 from .rules import Side
 
@@ -42,42 +42,6 @@ class BookBusyError(SharedMemoryError):
 
 class PublisherGoneError(SharedMemoryError):
     """The publisher closed, died, or stopped beating within the bound."""
-
-class Publisher(BookSink):
-    """Creates and writes the region ``/dev/shm/NAME``; ``attach`` a FeedHandler to it."""
-
-    name: Final[str]
-    path: Final[str]
-    n_publishes: Final[int]
-    n_commits: Final[int]
-    n_wakes: Final[int]
-    n_refused: Final[int]
-    def __init__(self, name: str, *, max_books: int = 1024, max_levels: int = 100,
-                 heartbeat_timeout: float = 1.0, mode: int = 0o600,
-                 replace: bool = False) -> None: ...
-    def attach(self, feed: FeedHandler) -> None:
-        """Publish ``feed``'s books from now on (its current ones at once)."""
-    def heartbeat(self) -> None:
-        """Refresh the heartbeat now (a Client does it through its maintenance tick)."""
-    def close(self, reason: str = "publisher closed") -> None:
-        """Mark every book invalid and the region closed, wake readers, unlink, detach."""
-    @property
-    def closed(self) -> bool: ...
-    @property
-    def max_books(self) -> int: ...
-    @property
-    def max_levels(self) -> int:
-        """Levels per side a slot holds (the best ones of a deeper book)."""
-    @property
-    def n_books(self) -> int: ...
-    @property
-    def n_unpublished(self) -> int:
-        """Books of the FeedHandler not in the region (no free slot, identity too long)."""
-    @property
-    def stats(self) -> dict[str, int]:
-        """publishes, commits, wakes, books, unpublished."""
-    def __enter__(self) -> Publisher: ...
-    def __exit__(self, *exc: object) -> None: ...
 
 class SharedBook:
     """A read-only view of one published book: ``Book``'s reads and ``Subscription``'s trust
@@ -276,8 +240,6 @@ class SharedRegion:
     def __enter__(self) -> SharedRegion: ...
     def __exit__(self, *exc: object) -> None: ...
 
-def _hammer(pub: Publisher, sub: Subscription, n: int, levels: int, seq0: int = 1,
-            gap: int = 0) -> int: ...
 def region_owner(path: str) -> str | None:
     """None when the region at ``path`` may be replaced (no file, or its owner is gone: closed,
     pid gone, heartbeat older than its bound), else why not ("held by a live publisher ...", or

@@ -48,8 +48,8 @@ from typing import TYPE_CHECKING, Any
 
 from ._feed import FeedHandler
 from ._shm import (LAYOUT_VERSION, SHM_DIR, BookBusyError, BookGoneError, LayoutMismatchError,
-                   Publisher, PublisherGoneError, SharedBook, SharedMemoryError, SharedRegion,
-                   region_owner)
+                   PublisherGoneError, SharedBook, SharedMemoryError, SharedRegion, region_owner)
+from ._shm_writer import Publisher
 
 if TYPE_CHECKING:
     from .client import Client
@@ -77,7 +77,7 @@ def publish(source: Client | FeedHandler, name: str, *, max_books: int = 1024,
             replace: bool = False) -> Publisher:
     """Publish every book of ``source`` (a :class:`~parsec_fast.Client` or its
     :class:`~parsec_fast.FeedHandler`) into the shared-memory region ``name``
-    (``/dev/shm/NAME``) and return the :class:`~parsec_fast._shm.Publisher`.
+    (``/dev/shm/NAME``) and return the :class:`~parsec_fast._shm_writer.Publisher`.
 
     ``max_books`` slots of ``max_levels`` levels per side (the top ones of a deeper book;
     readers see ``SharedBook.truncated``); ``heartbeat_timeout`` is the bound readers use by

@@ -1,8 +1,6 @@
 # C-level interface of the shared-memory books (parsec_fast._shm): the region layout of
-# _shm_c.h, the publisher (a FeedHandler BookSink) and the reader side.
-from cpython.object cimport PyObject
+# _shm_c.h and the helpers both sides use; the reader side. The publisher is _shm_writer.pxd's.
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
-from parsec_fast._feed cimport BookSink, FeedHandler, Subscription
 
 cdef extern from "_shm_c.h" nogil:
     const char* PFSHM_MAGIC
@@ -174,57 +172,22 @@ cdef extern from "_shm_c.h" nogil:
     uint32_t pfshm_load_u32(const uint32_t* p)
     uint64_t pfshm_load_u64(const uint64_t* p)
 
-
-ctypedef struct SlotTexts:
-    # The text objects last copied into one copy of a slot (owned references): a text is
-    # re-encoded only when its object changes, so a publish compares four pointers.
-    PyObject* reason
-    PyObject* error
-    PyObject* book_text
-    PyObject* feed_text
+    # the sizes a header records (and a reader checks)
+    size_t SLOT_HEADER_SIZE "sizeof(pfshm_copy)"   # one copy's fixed part
+    size_t SLOT_LOCK_SIZE "sizeof(pfshm_slot)"
+    size_t HEADER_SIZE "sizeof(pfshm_header)"
+    size_t READER_PAGE_SIZE "sizeof(pfshm_reader_page)"
 
 
-cdef class Publisher(BookSink):
-    cdef char* _base
-    cdef size_t _size
-    cdef pfshm_header* _hdr
-    cdef pfshm_reader_page* _rpage
-    cdef uint32_t* _dir
-    cdef char* _slots
-    cdef uint32_t _max_books
-    cdef uint32_t _max_levels
-    cdef uint32_t _dir_mask
-    cdef size_t _slot_size
-    cdef size_t _copy_size
-    cdef uint32_t* _free             # stack of free slot indexes
-    cdef uint32_t _n_free
-    cdef uint32_t* _gens             # each slot's current generation
-    cdef SlotTexts* _texts           # two per slot, one per copy
-    cdef list _owners                # slot -> Subscription or None
-    cdef list _unplaced              # subscriptions waiting for a free slot
-    cdef int64_t _heartbeat
-    cdef bint _uncommitted
-    cdef uint32_t _protocol          # PFSHM_WAKE_* (what the header says)
-    cdef bint _closed
-    cdef bytes _path_c
-    cdef uint64_t _dev
-    cdef uint64_t _ino
-    cdef FeedHandler _feed
-    cdef readonly str name
-    cdef readonly str path
-    cdef readonly int64_t n_publishes
-    cdef readonly int64_t n_commits
-    cdef readonly int64_t n_wakes
-    cdef readonly int64_t n_refused
-    cdef object __weakref__
+cdef inline pfshm_slot* slot_at(char* slots, size_t slot_size, Py_ssize_t i) noexcept nogil:
+    """Slot ``i`` of a region whose slots start at ``slots``."""
+    return <pfshm_slot*>(slots + <size_t>i * slot_size)
 
-    cdef void _write_fields(self, pfshm_slot* slot, pfshm_copy* c, Subscription sub,
-                            Py_ssize_t i, int ci) noexcept
-    cdef int _place(self, Subscription sub, uint32_t i) except -1
-    cdef void _dir_rebuild(self) noexcept
-    cdef void _wake(self) noexcept
-    cdef int _shutdown(self, str reason) except -1
-    cdef void _release(self) noexcept
+
+# Shared by the writer and the readers (parsec_fast._shm):
+cdef str check_name(object name)               # a region name, or ValueError
+cdef uint64_t pidns_inode()                    # this process's pid namespace (0: unknown)
+cdef str header_problem(const pfshm_header* h, size_t file_size)  # None, or why not readable
 
 
 cdef class SharedRegion:

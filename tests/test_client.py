@@ -143,11 +143,16 @@ async def test_slow_reader_is_reported_and_recovered() -> None:
             log = EventLog(client)
             await client.subscribe(selectors(srv, 6), depth=50, timeout=5)
             (conn,) = srv.connections
-            block = {"seconds": 0.3}
+            block = {"on": True}
 
             def slow_callback(ev: Any) -> None:
-                seconds, block["seconds"] = block["seconds"], 0.0
-                time.sleep(seconds)
+                # Stall (once) until the server saw its send buffer pass the soft limit: a fixed
+                # sleep was flaky, as the client's kernel receive buffer (autotuned up to several
+                # MB on loopback) can absorb a short stall before the server's buffer grows.
+                t0 = time.monotonic()
+                while block["on"] and not conn.slow_reader_events and time.monotonic() - t0 < 20:
+                    time.sleep(0.02)
+                block["on"] = False
             client.on("book_updated", slow_callback)
             # 1. A short stall: past the soft limit -> slow_reader, books stay valid.
             # Generous bounds: on a loaded 2-core machine the server thread and the client

@@ -31,6 +31,10 @@ Contenders:
 * ``native-uvloop`` / ``native-asyncio``: ``parsec_fast.Client(parser="native")`` (Cython picows
   listener + zero-allocation scanner), with and without uvloop.
 * ``orjson-uvloop``: ``parsec_fast.Client(parser="orjson")``.
+* ``picows+orjson+SortedDict`` / ``picows+msgspec+order-book``: the best clients a skilled user
+  would write by hand (``bench/contenders.py``, the same ones as suite 5's): a Python picows
+  listener, ``orjson.loads`` and a ``SortedDict`` per side, or msgspec's typed decoder and the
+  ``order-book`` C extension; a sequence check per book and a (no-op) user call per delta.
 * ``compat-<shape>`` / ``sdk-<shape>``: ``parsec_fast.compat.ParsecWebSocket`` (the drop-in) and
   the official SDK's ``parsec_api.streaming.ParsecWebSocket`` (websockets + json + lists), each
   with the ``async def`` ``orderbook`` handler an SDK user writes (``bench/bench_compat.py``'s
@@ -77,6 +81,11 @@ CONTENDERS: dict[str, tuple[str, bool]] = {
     "native-uvloop": ("parsec_fast.Client, native scanner, uvloop", True),
     "native-asyncio": ("parsec_fast.Client, native scanner, asyncio loop", False),
     "orjson-uvloop": ("parsec_fast.Client, orjson parser, uvloop", True),
+    # The best clients a skilled user would write by hand (bench/contenders.py), uvloop too.
+    "picows+orjson+SortedDict": ("hand-written: picows Python listener, orjson.loads, a "
+                                 "SortedDict per side, uvloop", True),
+    "picows+msgspec+order-book": ("hand-written: picows Python listener, msgspec typed Structs, "
+                                  "order-book C ext, uvloop", True),
     "compat": ("parsec_fast.compat.ParsecWebSocket, NO handler (extra row), asyncio loop", False),
     "sdk": ("official SDK parsec_api.streaming.ParsecWebSocket, no handler, asyncio loop", False),
 }
@@ -306,6 +315,37 @@ class SdkLike:
         await self.ws.close()
 
 
+class HandWritten:
+    """One of bench/contenders.py's hand-written picows clients."""
+
+    def __init__(self, name: str) -> None:
+        from contenders import HAND_WRITTEN_CLIENTS  # same directory (sys.path[0])
+
+        self.client: Any = HAND_WRITTEN_CLIENTS[name]()
+        self.keys: list[Key] = []
+
+    async def start(self, url: str, keys: list[Key], depth: int) -> None:
+        self.keys = keys
+        await self.client.start(url, keys, depth, lambda i, seq: None)
+
+    def seqs(self) -> list[int]:
+        return list(self.client.seqs)
+
+    def progress(self) -> list[int]:
+        return list(self.client.seqs)
+
+    def books(self) -> dict[str, Any]:
+        out = {}
+        for i, (p, o) in enumerate(self.keys):
+            bids, asks = self.client.levels(i)
+            out[f"{p}|{o}"] = {"seq": self.client.seqs[i], "bids": [list(x) for x in bids],
+                               "asks": [list(x) for x in asks], "valid": self.client.gaps == 0}
+        return out
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
 class _Counter(asyncio.BufferedProtocol):
     """Counts received bytes into one reused buffer (no per-read allocation)."""
 
@@ -446,6 +486,8 @@ async def _throughput(name: str, args: argparse.Namespace) -> dict[str, Any]:
         contender = Engine("native")
     elif name.startswith("orjson"):
         contender = Engine("orjson")
+    elif name.startswith("picows+"):
+        contender = HandWritten(name)
     elif name.startswith("compat"):
         contender = SdkLike("parsec_fast.compat", name.partition("-")[2] or None)
     else:
@@ -576,7 +618,8 @@ def _run_child(name: str, args: argparse.Namespace, paced: bool) -> dict[str, An
 def _available(name: str) -> str | None:
     """None if the contender can run here, else why not."""
     mods = {"compat": "parsec_fast.compat", "sdk": "parsec_api.streaming",
-            "native-uvloop": "uvloop", "orjson-uvloop": "uvloop", "count-bytes": "uvloop"}
+            "native-uvloop": "uvloop", "orjson-uvloop": "uvloop", "count-bytes": "uvloop",
+            "picows+orjson+SortedDict": "sortedcontainers", "picows+msgspec+order-book": "msgspec"}
     mod = mods.get(name.split("-")[0] if name in SDK_API else name)
     if mod is None:
         return None

@@ -1,6 +1,7 @@
 """Shared-memory books: one engine process holds the Parsec connection, any process on the host
-reads its books (``parsec_fast._shm`` is the compiled core; its docstring has the layout and the
-protocol).
+reads its books (the compiled core: ``parsec_fast._shm``, whose docstring has the layout and the
+protocol, ``parsec_fast._shm_writer``, the publisher, and ``parsec_fast._shm_reader``, the reader
+side).
 
 Publisher side (the engine)::
 
@@ -24,7 +25,7 @@ Reader side (any number of processes, e.g. one per strategy)::
         if book.trustworthy:
             bid_px, bid_sz, ask_px, ask_sz = book.top()  # one consistent read
 
-A :class:`~parsec_fast._shm.SharedBook` has the ``Book`` read API (``best_bid``, ``mid``,
+A :class:`~parsec_fast._shm_reader.SharedBook` has the ``Book`` read API (``best_bid``, ``mid``,
 ``bids(n)``, ``*_array``, ``*_into``, ``seq``, ``is_valid`` ...) and the ``Subscription`` trust
 signals (``trustworthy``, ``why_not()``, states, staleness, timestamps), plus the publisher's
 liveness: when the publisher closes, dies or hangs past the heartbeat bound, every book reports
@@ -48,7 +49,8 @@ from typing import TYPE_CHECKING, Any
 
 from ._feed import FeedHandler
 from ._shm import (LAYOUT_VERSION, SHM_DIR, BookBusyError, BookGoneError, LayoutMismatchError,
-                   PublisherGoneError, SharedBook, SharedMemoryError, SharedRegion, region_owner)
+                   PublisherGoneError, SharedMemoryError, region_owner)
+from ._shm_reader import SharedBook, SharedRegion
 from ._shm_writer import Publisher
 
 if TYPE_CHECKING:

@@ -14,6 +14,8 @@ from numpy.typing import NDArray
 
 from .rules import Side
 
+__all__ = ["SharedRegion", "SharedBook"]
+
 # ``out`` of bids_into / asks_into: any buffer (array.array('d'), memoryview, ...) or a NumPy
 # array, named as well because NumPy's stubs make an array a Buffer only on Python >= 3.12.
 if sys.version_info >= (3, 12):

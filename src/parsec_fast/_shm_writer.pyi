@@ -8,6 +8,8 @@ from typing import Final
 
 from ._feed import BookSink, FeedHandler, Subscription
 
+__all__ = ["Publisher"]
+
 class Publisher(BookSink):
     """Creates and writes the region ``/dev/shm/NAME``; ``attach`` a FeedHandler to it."""
 

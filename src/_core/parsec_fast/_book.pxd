@@ -1,5 +1,7 @@
 # C-level interface of the compiled book, for the other core modules (feed handler, scanner).
-from libc.stdint cimport int64_t
+from cpython.buffer cimport (PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_WRITABLE, PyBuffer_Release,
+                           PyObject_GetBuffer)
+from libc.stdint cimport int64_t, uint16_t
 
 cdef enum:
     SIDE_BID = 0
@@ -101,9 +103,31 @@ cdef class Book:
                                const RawLevel* asks, Py_ssize_t n_asks) noexcept nogil
 
 
-# ``out`` of bids_into / asks_into acquired as a writable C-contiguous float64 buffer (its data;
-# the caller releases ``buf``), or the reference book's exception: Book's and SharedBook's.
-cdef double* float64_out(object out, Py_buffer* buf) except NULL
+# rules.float64_buffer(out): raises the reference book's exception for an unusable ``out``.
+cdef int float64_buffer_error(object out) except -1
+
+
+cdef inline double* float64_out(object out, Py_buffer* buf) except NULL:
+    """``out`` of ``bids_into`` / ``asks_into`` (``Book``'s and ``SharedBook``'s) acquired into
+    ``buf`` as a writable C-contiguous float64 buffer: its data, which the caller fills and then
+    releases (``PyBuffer_Release(buf)``). Otherwise nothing is held and the rule book's check
+    raises, so the exceptions and messages are the reference book's."""
+    cdef bytes fmt
+    cdef uint16_t one = 1                        # native byte order, folded by the C compiler
+    try:
+        PyObject_GetBuffer(out, buf, PyBUF_WRITABLE | PyBUF_FORMAT | PyBUF_C_CONTIGUOUS)
+    except Exception:
+        float64_buffer_error(out)
+        raise
+    fmt = buf.format if buf.format != NULL else b"B"
+    if buf.itemsize != 8 or fmt not in (b"d", b"@d", b"=d",
+                                        b"<d" if (<unsigned char*>&one)[0] == 1 else b">d"):
+        try:
+            float64_buffer_error(out)
+            raise ValueError(f"out: expected a C-contiguous float64 buffer, got format {fmt.decode()!r}")
+        finally:
+            PyBuffer_Release(buf)
+    return <double*>buf.buf
 
 
 cdef inline const Level* side_view(Book book, int s, Py_ssize_t* n) noexcept nogil:

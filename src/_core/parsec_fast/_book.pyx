@@ -18,7 +18,7 @@ Two front doors share one C core:
 Only the error path is slow: it re-runs the rule book's validators (``parsec_fast.rules``), so the
 messages of both books are identical by construction.
 """
-from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.buffer cimport PyBuffer_Release
 from cpython.dict cimport PyDict_Check, PyDict_Next
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_Check
 from cpython.list cimport PyList_Check, PyList_GET_ITEM, PyList_GET_SIZE
@@ -33,7 +33,6 @@ from libc.stdlib cimport free, realloc
 from libc.string cimport memcmp, memcpy, memmove
 
 import operator
-import sys
 
 from parsec_fast import rules
 from parsec_fast.rules import DeltaResult, STAT_NAMES
@@ -48,7 +47,6 @@ cdef double MAX_PRICE = 1e9
 # DeltaResult members indexed by the C result code: returning them allocates nothing.
 cdef tuple _RESULTS = (DeltaResult.APPLIED, DeltaResult.DUPLICATE, DeltaResult.GAP,
                        DeltaResult.NO_SNAPSHOT)
-cdef bint _LITTLE_ENDIAN = sys.byteorder == "little"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -195,25 +193,10 @@ cdef inline Py_ssize_t count_arg(object n, Py_ssize_t available) except -2:
     return <Py_ssize_t>count if count < available else available
 
 
-cdef double* float64_out(object out, Py_buffer* buf) except NULL:
-    """``out`` of ``bids_into`` / ``asks_into`` (``Book``'s and ``SharedBook``'s) acquired into
-    ``buf`` as a writable C-contiguous float64 buffer: its data, which the caller fills and then
-    releases (``PyBuffer_Release(buf)``). Otherwise nothing is held and the rule book's check
-    (``rules.float64_buffer``) raises, so the exceptions and messages are the reference book's."""
-    cdef bytes fmt
-    try:
-        PyObject_GetBuffer(out, buf, PyBUF_WRITABLE | PyBUF_FORMAT | PyBUF_C_CONTIGUOUS)
-    except Exception:
-        rules.float64_buffer(out)
-        raise
-    fmt = buf.format if buf.format != NULL else b"B"
-    if buf.itemsize != 8 or fmt not in (b"d", b"@d", b"=d", b"<d" if _LITTLE_ENDIAN else b">d"):
-        try:
-            rules.float64_buffer(out)
-            raise ValueError(f"out: expected a C-contiguous float64 buffer, got format {fmt.decode()!r}")
-        finally:
-            PyBuffer_Release(buf)
-    return <double*>buf.buf
+cdef int float64_buffer_error(object out) except -1:
+    """The error path of float64_out (_book.pxd): the rule book's check raises for ``out``."""
+    rules.float64_buffer(out)
+    return 0
 
 
 # Error path: mark the book rejected, then let the rule book's validators produce the exact

@@ -36,7 +36,7 @@ n, books, flush_every, publish = (int(a) for a in sys.argv[1:5])
 fh = FeedHandler(parser="native")
 pub = None
 if publish:
-    from parsec_fast._shm import Publisher
+    from parsec_fast._shm_writer import Publisher
     pub = Publisher(f"pf-callgrind-{{__import__('os').getpid()}}", max_books=books, max_levels=50)
     pub.attach(fh)
 per_book = []

@@ -61,7 +61,7 @@ def dump_region(books: Any) -> list[dict[str, Any]]:
 
 
 def stress_check(sb: Any, levels: int) -> tuple[int, int]:
-    """One read of each kind; the writer of ``_shm._hammer`` keeps every size equal to the seq.
+    """One read of each kind; the writer of ``_shm_writer._hammer`` keeps every size equal to the seq.
     Returns (seq seen, violations)."""
     bad = 0
     d = sb.to_dict()

@@ -62,7 +62,7 @@ class Subscription:
 
 class BookSink:
     """Base of what a FeedHandler publishes its books to (``FeedHandler.set_sink``), in C with
-    no Python object per update; ``parsec_fast._shm.Publisher`` is the one implementation."""
+    no Python object per update; ``parsec_fast._shm_writer.Publisher`` is the one implementation."""
 
 class FeedHandler:
     """Parses and applies frames; calls back for what Python must see.

@@ -69,7 +69,7 @@ cdef class Subscription:
 
 cdef class BookSink:
     # Receives the handler's books as they change, in C, no Python object per update
-    # (parsec_fast._shm.Publisher). sink_added / sink_removed as subscriptions come and go;
+    # (parsec_fast._shm_writer.Publisher). sink_added / sink_removed as subscriptions come and go;
     # sink_publish once per book changed since the last flush (applied frames, validity, states,
     # staleness), then sink_commit once: now_ns is the newest time the handler knows (a frame's
     # read time, or the maintenance tick's clock). sink_closed when the handler lets go of it.

@@ -268,7 +268,7 @@ cdef void _add_book_counts(Subscription sub, int64_t* totals) noexcept:
 cdef class BookSink:
     """Base of what a FeedHandler publishes its books to (``FeedHandler.set_sink``): the C
     methods of ``_feed.pxd``, called with no Python object per update. This base does nothing;
-    ``parsec_fast._shm.Publisher`` writes the books into shared memory."""
+    ``parsec_fast._shm_writer.Publisher`` writes the books into shared memory."""
 
     cdef int sink_added(self, Subscription sub) except -1:
         return 0

@@ -43,15 +43,15 @@ PKG_DIR = f"{CORE_DIR}/parsec_fast"
 #: The compiled modules the package imports (parsec_fast._book, ...). Adding, renaming or
 #: removing a core module means changing this list: tests/test_packaging.py checks that it
 #: matches the .pyx files in src/_core/parsec_fast/.
-CORE_MODULES = ("_book", "_feed", "_histogram", "_levels", "_listener", "_natsfeed", "_orderbook",
-                "_relayscan", "_scan", "_shm", "_shm_reader", "_shm_writer")
+CORE_MODULES = ("_book", "_feed", "_histogram", "_levellist", "_levels", "_listener", "_natsfeed",
+                "_orderbook", "_relayscan", "_scan", "_shm", "_shm_reader", "_shm_writer")
 
 #: The C-level API installed in the package beside the compiled modules, for users' Cython code
 #: (README, "Development"): every .pxd of src/_core/parsec_fast/ and the C headers they
 #: `cdef extern from` (_shm.pxd: _shm_c.h; parsec_fast.get_include() is their directory).
 #: tests/test_packaging.py checks that it matches the .pxd files and their headers.
-CIMPORT_API = ("_book.pxd", "_feed.pxd", "_histogram.pxd", "_levels.pxd", "_scan.pxd", "_shm.pxd",
-               "_shm_c.h", "_shm_reader.pxd", "_shm_writer.pxd")
+CIMPORT_API = ("_book.pxd", "_feed.pxd", "_histogram.pxd", "_levellist.pxd", "_levels.pxd",
+               "_scan.pxd", "_shm.pxd", "_shm_c.h", "_shm_reader.pxd", "_shm_writer.pxd")
 
 CYTHON_REQUIREMENT = "Cython>=3.0.10"  # keep in step with [build-system] in pyproject.toml
 

@@ -1,14 +1,14 @@
-"""Type stub of the lazy level sequences (src/_core/parsec_fast/_levels.pyx).
+"""Type stub of the level objects (src/_core/parsec_fast/_levels.pyx).
 
-``StreamingOrderbookLevel`` is the official SDK's level dataclass, compiled; ``LevelList`` is
-a ``list`` of them over a compact copy of one side of a ``Book``, building a level object only
-for the indexes read. Its list storage holds an ``UnreadLevel`` placeholder for each level not
-read yet, so C code reading the storage directly (orjson, msgspec) raises instead of seeing an
-empty list (see the module docstring).
+``StreamingOrderbookLevel`` is the official SDK's level dataclass, compiled. ``UnreadLevel`` is
+the placeholder a ``LevelList`` (``parsec_fast._levellist``) keeps in its list storage for each
+level not read yet, so C code reading the storage directly (orjson, msgspec) raises instead of
+seeing an empty list (see the module docstring). ``LevelList`` and ``BookCopy`` are still
+importable from here.
 """
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-from ._book import Book
+from ._levellist import BookCopy as BookCopy, LevelList as LevelList
 
 class StreamingOrderbookLevel:
     """One book level (the SDK's dataclass of the same name: fields, order, repr, ``==``)."""
@@ -22,35 +22,9 @@ class StreamingOrderbookLevel:
     def __eq__(self, other: object, /) -> bool: ...
     __hash__: ClassVar[None]  # type: ignore[assignment]
 
-class BookCopy:
-    """Both sides of a ``Book`` at one moment, in a pooled C buffer; immutable."""
-
-    @staticmethod
-    def of(book: Book) -> BookCopy: ...
-    @property
-    def n_bids(self) -> int: ...
-    @property
-    def n_asks(self) -> int: ...
-    def bids(self) -> LevelList:
-        """The bid side, best first."""
-    def asks(self) -> LevelList:
-        """The ask side, best first."""
-
 class UnreadLevelError(TypeError):
     """A placeholder of a level not built was used (C code read a LevelList's storage)."""
 
 class UnreadLevel:
     """The placeholder of a level not built yet, in a LevelList's own storage: every use
     raises UnreadLevelError."""
-
-class LevelList(list[StreamingOrderbookLevel]):
-    """``List[StreamingOrderbookLevel]`` over one side of a ``BookCopy``, built on read.
-    ``LevelList(iterable)`` is an ordinary list of those items."""
-
-    @staticmethod
-    def of_book(book: Book, side: Literal["bid", "ask"]) -> LevelList:
-        """A copy of one side of ``book`` now, best first."""
-    @property
-    def materialized(self) -> bool:
-        """True once the list is an ordinary list (after a mutation): every level built, the
-        book copy let go."""

@@ -3,7 +3,7 @@
 ``OrderbookEmitter.on_book_frame`` is installed as the feed handler's per-frame hook
 (``Client.set_frame_hook``). For an applied delta it builds the payload and drives the
 ``orderbook`` handlers without leaving C except for the handlers themselves: one copy of the
-book's levels (``parsec_fast._levels.BookCopy``, a memcpy per side), one ``OrderbookSnapshot``
+book's levels (``parsec_fast._levellist.BookCopy``, a memcpy per side), one ``OrderbookSnapshot``
 whose ``bids``/``asks`` become lazy ``LevelList`` objects on first read, one call per handler.
 A coroutine handler is driven with ``PyIter_Send`` (no StopIteration is raised when it
 finishes); one that really suspends is handed to ``spawn_suspended`` to continue as a task.
@@ -19,7 +19,8 @@ from libc.stdint cimport INT64_MIN, int64_t
 
 from parsec_fast._book cimport SIDE_ASK, SIDE_BID, Book, key_price
 from parsec_fast._feed cimport FrameState, Subscription
-from parsec_fast._levels cimport BookCopy, LevelList, copy_book, install_members, side_list
+from parsec_fast._levellist cimport BookCopy, LevelList, copy_book, side_list
+from parsec_fast._levels cimport install_members
 
 import copy as _copy_module
 import dataclasses
@@ -88,7 +89,7 @@ cdef class OrderbookSnapshot:
     ``bids``/``asks`` of an emitted payload are the book's levels as of that frame (copied when
     the event was emitted; later frames never change them), as ``LevelList`` objects built on
     first read: a ``list`` subclass whose level objects are built only for the indexes read (see
-    ``parsec_fast._levels``). A payload built with the constructor holds exactly what it was
+    ``parsec_fast._levellist``). A payload built with the constructor holds exactly what it was
     given. No ``__dict__``: attributes other than the 18 fields cannot be added, and fields
     cannot be deleted.
     """

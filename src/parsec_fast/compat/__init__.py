@@ -22,7 +22,7 @@ engine client of the current connection (e.g. ``ws.client.subscription(pid).trus
 
 Cost. An applied delta becomes an ``orderbook`` payload in compiled code
 (:mod:`parsec_fast._orderbook`): one ``memcpy`` of each side of the book, no level object.
-``bids`` / ``asks`` are :class:`~parsec_fast._levels.LevelList` objects, a ``list`` subclass
+``bids`` / ``asks`` are :class:`~parsec_fast._levellist.LevelList` objects, a ``list`` subclass
 that builds a level object only for the index or slice a handler reads; keeping the payload
 costs nothing more. With no ``orderbook`` handler no payload is built at all.
 

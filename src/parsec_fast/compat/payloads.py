@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from .._levels import LevelList, StreamingOrderbookLevel
+from .._levellist import LevelList
+from .._levels import StreamingOrderbookLevel
 from .._orderbook import OrderbookSnapshot
 
 __all__ = ["OrderbookSnapshot", "StreamingOrderbookLevel", "LevelList", "Activity", "WsError",

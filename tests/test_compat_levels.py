@@ -155,6 +155,18 @@ def test_random_reads_equal_a_plain_list(n: int, side: str, start: int | None,
     assert list(reversed(x)) == m[::-1] and list(x) == m
 
 
+def test_level_list_and_book_copy_are_still_importable_from_levels() -> None:
+    # They live in parsec_fast._levellist since parsec_fast._levels was split; the old import
+    # path still gives them (looked up on first use: _levellist cimports _levels).
+    import parsec_fast._levellist as levellist
+    import parsec_fast._levels as levels
+    from parsec_fast._levels import BookCopy, LevelList as Old
+    assert Old is LevelList is levellist.LevelList and BookCopy is levellist.BookCopy
+    assert set(levels.__all__) <= set(dir(levels))
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+        levels.nope  # type: ignore[attr-defined]  # noqa: B018
+
+
 # -- StreamingOrderbookLevel ------------------------------------------------------------------------
 
 def test_level_is_the_sdk_dataclass() -> None:

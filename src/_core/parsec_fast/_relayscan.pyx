@@ -65,6 +65,43 @@ cdef inline char* put_decimal(char* p, Py_ssize_t v) noexcept:
     return p + n
 
 
+cdef inline Py_ssize_t batch_end(list frames, Py_ssize_t i, Py_ssize_t n, Py_ssize_t max_body,
+                                 Py_ssize_t* size) except -1:
+    """Frames ``[i, j)`` make one stream message: as many as fit in ``max_body`` bytes, at least
+    one. Returns ``j``; ``size`` gets the message's length."""
+    cdef Py_ssize_t j = i + 1
+    cdef Py_ssize_t total = HEADER_SIZE + 4 + PyBytes_GET_SIZE(<bytes>frames[i])
+    while j < n and total + 4 + PyBytes_GET_SIZE(<bytes>frames[j]) <= max_body:
+        total += 4 + PyBytes_GET_SIZE(<bytes>frames[j])
+        j += 1
+    size[0] = total
+    return j
+
+
+cdef inline Py_ssize_t write_batch(char* m, uint64_t epoch, uint64_t rseq, list frames,
+                                   Py_ssize_t i, Py_ssize_t j) except -1:
+    """Write frames ``[i, j)`` at ``m`` as one stream message (``wire`` layout, kind STREAM);
+    returns its length."""
+    cdef Py_ssize_t pos = HEADER_SIZE, flen
+    cdef bytes frame
+    m[0] = b'P'
+    m[1] = b'F'
+    m[2] = VERSION
+    m[3] = KIND_STREAM
+    put_u64(m + 4, epoch)
+    put_u64(m + 12, rseq)
+    put_u32(m + 20, <uint32_t>(j - i))
+    put_u16(m + 24, 0)
+    while i < j:
+        frame = <bytes>frames[i]
+        flen = PyBytes_GET_SIZE(frame)
+        put_u32(m + pos, <uint32_t>flen)
+        memcpy(m + pos + 4, PyBytes_AS_STRING(frame), flen)
+        pos += 4 + flen
+        i += 1
+    return pos
+
+
 cdef bytes book_key_bytes(const char* pid, Py_ssize_t pid_len, const char* outcome,
                           Py_ssize_t outcome_len):
     """``parsec_id + NUL + outcome`` with the outcome's ASCII letters lowercased
@@ -129,38 +166,17 @@ cdef class BookOut:
         ``rseq``."""
         cdef list out = []
         cdef list frames = self._frames
-        cdef Py_ssize_t i = 0, j, n = len(frames), size, body_len, pos
-        cdef bytes body, frame
-        cdef char* b
+        cdef Py_ssize_t i = 0, j, n = len(frames), size
+        cdef bytes body
         self._frames = []
         self._bytes = 0
         self._dirty = False
         while i < n:
-            # as many frames as fit
-            size = HEADER_SIZE + 4 + PyBytes_GET_SIZE(<bytes>frames[i])
-            j = i + 1
-            while j < n and size + 4 + PyBytes_GET_SIZE(<bytes>frames[j]) <= max_body:
-                size += 4 + PyBytes_GET_SIZE(<bytes>frames[j])
-                j += 1
+            j = batch_end(frames, i, n, max_body, &size)
             body = PyBytes_FromStringAndSize(NULL, size)
-            b = PyBytes_AS_STRING(body)
             self.rseq += 1
-            b[0] = b'P'
-            b[1] = b'F'
-            b[2] = VERSION
-            b[3] = KIND_STREAM
-            put_u64(b + 4, epoch)
-            put_u64(b + 12, self.rseq)
-            put_u32(b + 20, <uint32_t>(j - i))
-            put_u16(b + 24, 0)
-            pos = HEADER_SIZE
-            while i < j:
-                frame = <bytes>frames[i]
-                body_len = PyBytes_GET_SIZE(frame)
-                put_u32(b + pos, <uint32_t>body_len)
-                memcpy(b + pos + 4, PyBytes_AS_STRING(frame), body_len)
-                pos += 4 + body_len
-                i += 1
+            write_batch(PyBytes_AS_STRING(body), epoch, self.rseq, frames, i, j)
+            i = j
             out.append(body)
         self.frames_out += n
         self.messages_out += len(out)
@@ -250,8 +266,8 @@ cdef class RelayTap:
         cdef BookOut out
         cdef list frames
         cdef Py_ssize_t total = 0, i, j, n, size, body_len, pos, messages = 0, dropped = 0
-        cdef Py_ssize_t subj_len, flen
-        cdef bytes data, frame
+        cdef Py_ssize_t subj_len
+        cdef bytes data
         cdef char* b
         cdef char* m
         # pass 1: the books (each once, even if a direct encode() left one listed twice) and
@@ -266,11 +282,7 @@ cdef class RelayTap:
             subj_len = PyBytes_GET_SIZE(out.subject)
             i = 0
             while i < n:
-                size = HEADER_SIZE + 4 + PyBytes_GET_SIZE(<bytes>frames[i])
-                j = i + 1
-                while j < n and size + 4 + PyBytes_GET_SIZE(<bytes>frames[j]) <= max_body:
-                    size += 4 + PyBytes_GET_SIZE(<bytes>frames[j])
-                    j += 1
+                j = batch_end(frames, i, n, max_body, &size)
                 if size <= max_payload:
                     total += 4 + subj_len + 1 + decimal_len(size) + 2 + size + 2
                 i = j
@@ -284,11 +296,7 @@ cdef class RelayTap:
             subj_len = PyBytes_GET_SIZE(out.subject)
             i = 0
             while i < n:
-                size = HEADER_SIZE + 4 + PyBytes_GET_SIZE(<bytes>frames[i])
-                j = i + 1
-                while j < n and size + 4 + PyBytes_GET_SIZE(<bytes>frames[j]) <= max_body:
-                    size += 4 + PyBytes_GET_SIZE(<bytes>frames[j])
-                    j += 1
+                j = batch_end(frames, i, n, max_body, &size)
                 out.rseq += 1
                 if size > max_payload:
                     dropped += 1
@@ -301,22 +309,8 @@ cdef class RelayTap:
                 m[0] = b'\r'
                 m[1] = b'\n'
                 m += 2
-                m[0] = b'P'
-                m[1] = b'F'
-                m[2] = VERSION
-                m[3] = KIND_STREAM
-                put_u64(m + 4, epoch)
-                put_u64(m + 12, out.rseq)
-                put_u32(m + 20, <uint32_t>(j - i))
-                put_u16(m + 24, 0)
-                body_len = HEADER_SIZE
-                while i < j:
-                    frame = <bytes>frames[i]
-                    flen = PyBytes_GET_SIZE(frame)
-                    put_u32(m + body_len, <uint32_t>flen)
-                    memcpy(m + body_len + 4, PyBytes_AS_STRING(frame), flen)
-                    body_len += 4 + flen
-                    i += 1
+                body_len = write_batch(m, epoch, out.rseq, frames, i, j)
+                i = j
                 m[body_len] = b'\r'
                 m[body_len + 1] = b'\n'
                 pos = (m - b) + body_len + 2

@@ -30,10 +30,7 @@ from parsec_fast._levels import UnreadLevel, UnreadLevelError, _release_spares
 from parsec_fast._orderbook import BookMeta, OrderbookEmitter
 from parsec_fast.compat import LevelList, OrderbookSnapshot, StreamingOrderbookLevel
 
-try:
-    import msgspec
-except ImportError:  # a bench dependency, not a test one
-    msgspec = None
+import msgspec  # the test extra installs it
 
 L = StreamingOrderbookLevel
 FIX = ("list(levels)", "asdict(payload)")  # what every error names
@@ -136,10 +133,9 @@ READERS: dict[str, Callable[[list[Any]], Any]] = {
     "plain == x": lambda x: [L(0.5, 10.0)] * len(x) == x,
     "str.join": lambda x: ",".join(str(lv.size) for lv in x),
 }
-if msgspec is not None:
-    READERS["msgspec"] = lambda x: msgspec.json.encode(x)
-    READERS["msgspec enc_hook=str"] = lambda x: msgspec.json.encode(x, enc_hook=str)
-    READERS["msgspec in a dict"] = lambda x: msgspec.json.encode({"bids": x})
+READERS["msgspec"] = lambda x: msgspec.json.encode(x)
+READERS["msgspec enc_hook=str"] = lambda x: msgspec.json.encode(x, enc_hook=str)
+READERS["msgspec in a dict"] = lambda x: msgspec.json.encode({"bids": x})
 
 # Readers of the storage itself (list's own C methods called unbound, the C API): the right
 # length, and each item the level or a placeholder (whose use raises: checked below).
@@ -218,9 +214,8 @@ def test_serialisers_name_the_fix() -> None:
         orjson.dumps(x)
     with pytest.raises(TypeError, match=r"UnreadLevel .*list\(levels\) or asdict\(payload\)"):
         json.dumps(list.copy(x))
-    if msgspec is not None:
-        with pytest.raises(TypeError, match=r"UnreadLevel .*list\(levels\) or asdict\(payload\)"):
-            msgspec.json.encode(x)
+    with pytest.raises(TypeError, match=r"UnreadLevel .*list\(levels\) or asdict\(payload\)"):
+        msgspec.json.encode(x)
     x[0], x[1], x[2], x[3]
     with pytest.raises(TypeError, match=r"UnreadLevel"):  # one level still unread
         orjson.dumps(x)
@@ -324,10 +319,9 @@ def test_payload_serialises_as_the_sdks_or_raises(state: str) -> None:
     got = outcome(lambda: orjson.dumps(fresh().bids))
     assert got == ("ok", orjson.dumps(theirs.bids)) or \
         (state in ("unread", "partly") and names_the_fix(got[1]))
-    if msgspec is not None:
-        got = outcome(lambda: msgspec.json.encode(fresh()))
-        assert got == ("ok", msgspec.json.encode(theirs)) or \
-            (state in ("unread", "partly") and names_the_fix(got[1]))
+    got = outcome(lambda: msgspec.json.encode(fresh()))
+    assert got == ("ok", msgspec.json.encode(theirs)) or \
+        (state in ("unread", "partly") and names_the_fix(got[1]))
     p = fresh()
     assert pickle.loads(pickle.dumps(p)) == p and copy.deepcopy(p) == p
     assert dataclasses.astuple(p) == dataclasses.astuple(theirs)

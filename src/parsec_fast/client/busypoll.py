@@ -2,10 +2,11 @@
 
 ``Client(..., busy_poll=True)`` holds the loop's :class:`BusyPoll` from the moment a
 connection's WebSocket is open until the connection ended (so it sleeps again while it backs off
-to reconnect); ``run(main, busy_poll=True)`` holds it for the whole of ``main``. While it is held the loop does not block in ``epoll_wait``: it
-polls its file descriptors with a zero timeout, again and again, and runs its timers, ready
-callbacks and other tasks between polls exactly as it would after a wake-up. Nothing else
-changes: the same listener, the same frames, the same events, in the same order.
+to reconnect); ``run(main, busy_poll=True)`` holds it for the whole of ``main``. While it is
+held the loop does not block in ``epoll_wait``: it polls its file descriptors with a zero
+timeout, again and again, and runs its timers, ready callbacks and other tasks between polls
+exactly as it would after a wake-up. Nothing else changes: the same listener, the same frames,
+the same events, in the same order.
 
 Why: on an idle receiver, data that arrives must first wake the sleeping thread (an
 inter-processor interrupt, on a VM a trip through the hypervisor, then the scheduler). That
